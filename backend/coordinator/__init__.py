@@ -1,0 +1,1 @@
+"""The coordinator service: auth, workers, jobs, verification, ledger, emission, admin."""

@@ -1,0 +1,5 @@
+"""HTTP routes of the emission domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

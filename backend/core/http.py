@@ -1,0 +1,146 @@
+"""What both FastAPI apps share: request ids, body limits, request metrics, CORS and error rendering."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.core.config import Settings
+from backend.core.errors import install_handlers
+from backend.core.logging import request_id_var
+from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = logging.getLogger("openmesh.http")
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def _clean_request_id(raw: str | None) -> str:
+    # A client-supplied id is echoed into logs and headers: keep it short and printable.
+    if raw and len(raw) <= 128 and raw.isascii() and raw.isprintable():
+        return raw
+    return uuid.uuid4().hex
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    """Request id in and out, a streaming body-size cap (413 without reading it all), and metrics."""
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        rid = _clean_request_id(headers.get(REQUEST_ID_HEADER))
+        scope.setdefault("state", {})["request_id"] = rid
+        token = request_id_var.set(rid)
+        start = time.perf_counter()
+        status_holder = {"status": 500}
+        limit = self.max_body_bytes
+
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            await self._too_large(send, rid, limit)
+            self._observe(scope, 413, start)
+            request_id_var.reset(token)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return message
+
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            if not response_started:
+                await self._too_large(send, rid, limit)
+            status_holder["status"] = 413
+        finally:
+            self._observe(scope, status_holder["status"], start)
+            request_id_var.reset(token)
+
+    async def _too_large(self, send: Send, rid: str, limit: int) -> None:
+        body = json.dumps({"detail": f"Request body too large (limit {limit} bytes)"}).encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", rid.encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _observe(self, scope: Scope, status: int, start: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "")
+        elapsed = time.perf_counter() - start
+        HTTP_REQUESTS.labels(self.service, path, method, str(status)).inc()
+        HTTP_LATENCY.labels(self.service, path, method).observe(elapsed)
+        if path not in ("/health", "/metrics"):
+            log.info("request", extra={"path": path, "method": method, "status": status,
+                                       "duration_ms": round(elapsed * 1000, 2), "service": self.service})
+
+
+def _validation_payload(exc: RequestValidationError) -> tuple[int, dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return 400, {"detail": "Request body is not valid JSON (or not valid UTF-8)"}
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        field = ""
+        for part in loc:
+            field += f"[{part}]" if part.isdigit() else (f".{part}" if field else part)
+        errors.append({"loc": list(err.get("loc", ())), "field": field, "msg": err.get("msg", "invalid"), "type": err.get("type")})
+    return 422, {"detail": errors}
+
+
+def install_common(app: FastAPI, *, service: str, settings: Settings) -> None:
+    """Middleware and error handlers both services use."""
+    install_handlers(app)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, payload = _validation_payload(exc)
+        return JSONResponse(payload, status_code=status)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                            "X-RateLimit-Reset"],
+        )
+    app.add_middleware(RequestContextMiddleware, service=service, max_body_bytes=settings.max_body_bytes)

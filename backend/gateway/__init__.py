@@ -1,0 +1,1 @@
+"""The public gateway: /v1/embed, /v1/rank and the client-compatible routes."""
