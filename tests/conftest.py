@@ -40,6 +40,10 @@ os.environ.setdefault("ADMIN_EMAIL", "admin@test.local")
 os.environ.setdefault("ADMIN_PASSWORD", "admin-test-password-123")
 os.environ.setdefault("SCHEDULER_ENABLED", "false")
 os.environ.setdefault("AUDIT_RATE", "0")
+# Factories log in many users from one test address; tests of the limits set their own.
+os.environ.setdefault("RATE_LIMIT_LOGIN_PER_MINUTE", "100000")
+os.environ.setdefault("RATE_LIMIT_PER_MINUTE_IP", "100000")
+os.environ.setdefault("RATE_LIMIT_PER_MINUTE_API_KEY", "100000")
 os.environ.setdefault("REDIS_PREFIX", f"openmesh-test-{_RUN_ID}")
 os.environ.pop("REDIS_URL", None)
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -35,6 +35,10 @@ def get_current_user(session: SessionDep, token: Annotated[str | None, Depends(o
     user = session.get(User, user_id)
     if user is None or not user.is_active:
         raise Unauthorized("Invalid or expired token", headers={"WWW-Authenticate": "Bearer"})
+    # End the read transaction now: on SQLite every transaction holds the write lock, and a
+    # long-poll must not keep it (or a pooled connection) for its whole wait.
+    session.expunge(user)
+    session.rollback()
     return user
 
 

@@ -13,6 +13,7 @@ from backend.coordinator import health
 from backend.coordinator.admin.routes import router as admin_router
 from backend.coordinator.auth.routes import router as auth_router
 from backend.coordinator.emission.routes import router as emission_router
+from backend.coordinator.jobs.internal import router as internal_router
 from backend.coordinator.jobs.routes import router as jobs_router
 from backend.coordinator.ledger.routes import router as ledger_router
 from backend.coordinator.me.routes import router as me_router
@@ -45,7 +46,7 @@ def create_app() -> FastAPI:
     app = FastAPIOffline(title="OpenMesh Pool — Coordinator", version="0.1.0", lifespan=lifespan)
     install_common(app, service="coordinator", settings=settings)
     for router in (auth_router, me_router, workers_router, jobs_router, ledger_router, emission_router,
-                   admin_router, health.router):
+                   admin_router, internal_router, health.router):
         app.include_router(router)
     return app
 

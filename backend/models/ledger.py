@@ -6,7 +6,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Column
+from typing import Any
+
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from backend.core.money import Money
@@ -81,3 +83,5 @@ class EmissionRun(SQLModel, table=True):
     cap: Decimal = Field(sa_column=Column(Money, nullable=False))
     emitted: Decimal = Field(default=Decimal(0), sa_column=Column(Money, nullable=False, default=0))
     trigger: str = "schedule"
+    details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    """Per-worker breakdown of the run (uptime minutes, reputation, amount), for the status page."""

@@ -1,5 +1,51 @@
-"""HTTP routes of the workers domain."""
+"""Worker owners' API: register machines, list them, heartbeat, drain, see rejections."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from fastapi import APIRouter, status
+
+from backend.coordinator.deps import CurrentUser, SessionDep, WorkerOwner
+from backend.coordinator.workers import service
+from backend.coordinator.workers.schemas import HeartbeatOut, ReasonBody, WorkerOut, WorkerRef, WorkerRegister
+from backend.models import Worker
+from sqlmodel import col, select
+
+router = APIRouter(tags=["workers"])
+
+
+@router.post("/workers/register", status_code=status.HTTP_201_CREATED, response_model=WorkerOut)
+def register_worker(body: WorkerRegister, user: WorkerOwner, session: SessionDep) -> WorkerOut:
+    worker = service.register(session, user, body)
+    session.commit()
+    return service.to_out(worker)
+
+
+@router.get("/workers")
+def list_my_workers(user: CurrentUser, session: SessionDep) -> dict[str, list[WorkerOut]]:
+    workers = session.exec(select(Worker).where(Worker.owner_user_id == user.id).order_by(col(Worker.id))).all()
+    return {"workers": service.list_out(session, list(workers))}
+
+
+@router.post("/workers/heartbeat", response_model=HeartbeatOut)
+def heartbeat(body: WorkerRef, user: CurrentUser, session: SessionDep) -> HeartbeatOut:
+    worker = service.owned_worker_for_work(session, user, body.worker_id)
+    service.touch(session, worker)
+    session.commit()
+    return HeartbeatOut(worker_id=worker.id, last_seen_at=worker.last_seen_at, status=worker.status.value)
+
+
+@router.post("/workers/{worker_id}/drain", response_model=WorkerOut)
+def drain_my_worker(worker_id: int, body: ReasonBody, user: CurrentUser, session: SessionDep) -> WorkerOut:
+    worker = service.owned_worker(session, user, worker_id)
+    service.drain(session, user, worker, body.reason or "drained by its owner")
+    session.commit()
+    return service.to_out(worker)
+
+
+@router.get("/workers/{worker_id}/rejections")
+def worker_rejections(worker_id: int, user: CurrentUser, session: SessionDep) -> dict:
+    worker = service.owned_worker(session, user, worker_id)
+    rows = service.rejections(session, worker)
+    return {"worker_id": worker.id, "status": worker.status.value, "banned_reason": worker.banned_reason,
+            "items": [{"assignment_id": a.id, "job_id": a.job_id, "reason": a.reject_reason,
+                       "similarity": a.similarity, "submitted_at": a.submitted_at} for a in rows]}

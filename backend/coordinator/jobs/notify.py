@@ -1,0 +1,159 @@
+"""Wake-ups without polling: a job became final, or a worker has new work.
+
+In one process an asyncio.Event per waiter is enough. With REDIS_URL set, every event is also
+published on a Redis channel, and a listener task relays events published by the other coordinator
+processes, so a gateway request held by process A wakes when process B verifies its job.
+Waiters always re-check the database after waking: an event is a hint, never the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+
+from backend.core.config import get_settings
+
+log = logging.getLogger("openmesh.notify")
+
+_loop: asyncio.AbstractEventLoop | None = None
+_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+_redis = None
+_listener: asyncio.Task | None = None
+
+
+def _channel() -> str:
+    return f"{get_settings().redis_prefix}:events"
+
+
+def job_topic(job_id: int) -> str:
+    return f"job:{job_id}"
+
+
+def worker_topic(worker_id: int) -> str:
+    return f"worker:{worker_id}"
+
+
+def _wake_local(topic: str) -> None:
+    for ev in list(_waiters.get(topic, ())):
+        ev.set()
+
+
+def publish(*topics: str) -> None:
+    """Wake waiters on these topics. Safe to call from worker threads (sync DB code)."""
+    if not topics:
+        return
+    loop = _loop
+    if loop is None or loop.is_closed():
+        return
+    for topic in topics:
+        loop.call_soon_threadsafe(_wake_local, topic)
+    if _redis is not None:
+        payload = " ".join(topics)
+        loop.call_soon_threadsafe(lambda: loop.create_task(_publish_redis(payload)))
+
+
+async def _publish_redis(payload: str) -> None:
+    try:
+        await _redis.publish(_channel(), payload)  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - a lost hint only costs the waiter its re-check interval
+        log.warning("redis publish failed", exc_info=True)
+
+
+@contextlib.contextmanager
+def subscription(topic: str) -> Iterator[asyncio.Event]:
+    """Register before checking the database, so an event between check and wait is never lost."""
+    ev = asyncio.Event()
+    _waiters[topic].add(ev)
+    try:
+        yield ev
+    finally:
+        _waiters[topic].discard(ev)
+        if not _waiters[topic]:
+            _waiters.pop(topic, None)
+
+
+async def wait(ev: asyncio.Event, timeout: float) -> bool:
+    if timeout <= 0:
+        return ev.is_set()
+    try:
+        await asyncio.wait_for(ev.wait(), timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        ev.clear()
+
+
+async def _listen() -> None:
+    while True:
+        try:
+            pubsub = _redis.pubsub()  # type: ignore[union-attr]
+            await pubsub.subscribe(_channel())
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                data = message["data"]
+                for topic in (data.decode() if isinstance(data, bytes) else data).split():
+                    _wake_local(topic)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep relaying after a Redis restart
+            log.warning("redis listener error; retrying in 1 s", exc_info=True)
+            await asyncio.sleep(1)
+
+
+def redis_ok() -> bool | None:
+    """None when Redis is not configured."""
+    if _redis is None:
+        return None
+    return _listener is not None and not _listener.done()
+
+
+async def start() -> None:
+    global _loop, _redis, _listener
+    _loop = asyncio.get_running_loop()
+    url = get_settings().redis_url
+    if url:
+        import redis.asyncio as aioredis
+
+        _redis = aioredis.from_url(url)
+        _listener = asyncio.create_task(_listen())
+
+
+async def stop() -> None:
+    global _loop, _redis, _listener
+    if _listener is not None:
+        _listener.cancel()
+        with contextlib.suppress(BaseException):
+            await _listener
+    if _redis is not None:
+        with contextlib.suppress(Exception):
+            await _redis.aclose()
+    _loop, _redis, _listener = None, None, None
+
+
+# Publishing before the transaction commits would wake a waiter that then finds nothing in the
+# database and goes back to sleep: topics raised inside a unit of work are held until it commits.
+def defer(session: object, *topics: str) -> None:
+    session.info.setdefault("openmesh_topics", set()).update(topics)  # type: ignore[attr-defined]
+
+
+def _install_session_hooks() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    @event.listens_for(Session, "after_commit")
+    def _after_commit(session: Session) -> None:
+        topics = session.info.pop("openmesh_topics", None)
+        if topics:
+            publish(*topics)
+
+    @event.listens_for(Session, "after_rollback")
+    def _after_rollback(session: Session) -> None:
+        session.info.pop("openmesh_topics", None)
+
+
+_install_session_hooks()

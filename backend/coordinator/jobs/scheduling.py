@@ -1,0 +1,113 @@
+"""Who runs what: creating jobs and handing their assignments to the best eligible workers.
+
+Assignment happens the moment a job is created (and again whenever a replica is lost or a dispute
+needs one more); workers are woken through notify, so nothing waits on a timer.
+Preference: higher reputation, then lower estimated latency, then fewer active assignments,
+within each worker's max_concurrency; replicas of one job go to distinct owners where possible.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from backend.coordinator.jobs import notify
+from backend.coordinator.workers.service import active_counts
+from backend.core.config import get_settings
+from backend.core.security import new_nonce, now_utc
+from backend.models import Assignment, AssignmentStatus, Job, JobStatus, JobType, Worker, WorkerStatus
+
+# Assignments that still count as a replica of the job (done, or possibly coming).
+LIVE_STATUSES = (AssignmentStatus.pending, AssignmentStatus.running, AssignmentStatus.submitted,
+                 AssignmentStatus.accepted)
+OPEN_JOB_STATUSES = (JobStatus.queued, JobStatus.disputed)
+
+
+def eligible_workers(session: Session) -> list[tuple[Worker, int]]:
+    """Online, recently heard from, and with a free slot; best first."""
+    cutoff = now_utc() - timedelta(seconds=get_settings().heartbeat_timeout_seconds)
+    workers = session.exec(select(Worker).where(
+        Worker.status == WorkerStatus.online, col(Worker.last_seen_at) >= cutoff)).all()
+    if not workers:
+        return []
+    counts = active_counts(session, [w.id for w in workers])
+    ranked = [(w, counts.get(w.id, 0)) for w in workers if counts.get(w.id, 0) < w.max_concurrency]
+    ranked.sort(key=lambda wa: (-wa[0].reputation, wa[0].estimated_latency_ms, wa[1], wa[0].id))
+    return ranked
+
+
+def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, int]] | None = None) -> set[int]:
+    """Create the assignments the job still lacks; returns the workers given one (woken on commit)."""
+    if isinstance(job, int):
+        job = session.get(Job, job)
+    if job is None or job.status not in OPEN_JOB_STATUSES:
+        return set()
+    existing = session.exec(select(Assignment).where(Assignment.job_id == job.id)).all()
+    live = [a for a in existing if a.status in LIVE_STATUSES]
+    needed = job.replicas_needed - len(live)
+    if needed <= 0:
+        return set()
+    tried = {a.worker_id for a in existing}  # unique (job, worker): a worker gets a job at most once
+    candidates = [c for c in (candidates if candidates is not None else eligible_workers(session))
+                  if c[0].id not in tried]
+    if not candidates:
+        return set()
+    owners = {session.get(Worker, a.worker_id).owner_user_id for a in live}
+    chosen: list[Worker] = []
+    # First pass: owners not yet on the job; second pass: anyone (a small pool still gets answers).
+    for distinct in (True, False):
+        for worker, _ in candidates:
+            if len(chosen) >= needed:
+                break
+            if worker in chosen or (distinct and worker.owner_user_id in owners):
+                continue
+            chosen.append(worker)
+            owners.add(worker.owner_user_id)
+    for worker in chosen:
+        session.add(Assignment(job_id=job.id, worker_id=worker.id, nonce=new_nonce()))
+    session.flush()
+    ids = {w.id for w in chosen}
+    notify.defer(session, *(notify.worker_topic(w) for w in ids))
+    return ids
+
+
+def fill_backlog(session: Session, limit: int = 100) -> int:
+    """Give under-assigned open jobs (oldest first) to workers with free slots."""
+    candidates = eligible_workers(session)
+    if not candidates:
+        return 0
+    jobs = session.exec(select(Job).where(col(Job.status).in_(OPEN_JOB_STATUSES))
+                        .order_by(col(Job.id)).limit(limit)).all()
+    filled = 0
+    for job in jobs:
+        ids = fill_job(session, job, candidates)
+        if ids:
+            filled += 1
+            candidates = eligible_workers(session)
+            if not candidates:
+                break
+    return filled
+
+
+def create_job(session: Session, *, job_type: JobType, payload: dict[str, Any], client_user_id: int | None = None,
+               api_key_id: int | None = None, request_id: str | None = None, price=0, units: int = 0,
+               is_audit: bool = False, is_demo: bool = False, expected_output: dict[str, Any] | None = None) -> Job:
+    settings = get_settings()
+    replicas = 1 if is_audit else settings.replicas
+    candidates = eligible_workers(session)
+    if (settings.adaptive_replication and not is_audit and candidates
+            and candidates[0][0].reputation >= settings.adaptive_min_reputation
+            and random.random() >= settings.adaptive_recheck_rate):
+        # A long-trusted worker runs this one alone; audits and the sampled re-checks keep it honest.
+        replicas = 1
+    job = Job(job_type=job_type, payload=payload, client_user_id=client_user_id, api_key_id=api_key_id,
+              request_id=request_id, price=price, units=units, is_audit=is_audit, is_demo=is_demo,
+              expected_output=expected_output, replicas_needed=replicas,
+              deadline_at=now_utc() + timedelta(seconds=settings.job_deadline_seconds))
+    session.add(job)
+    session.flush()
+    fill_job(session, job, candidates)
+    return job

@@ -1,0 +1,245 @@
+"""The job lifecycle: admission (price, reserve, create, assign), polling, signed submissions, results."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+import nacl.exceptions
+import nacl.signing
+from sqlalchemy import update
+from sqlmodel import Session, col, func, select
+
+from backend.coordinator.jobs import verification
+from backend.coordinator.jobs.payloads import validate_output, validate_payload
+from backend.coordinator.jobs.scheduling import create_job
+from backend.coordinator.jobs.schemas import SubmitIn
+from backend.coordinator.ledger import pricing
+from backend.coordinator.ledger import service as ledger
+from backend.coordinator.workers.service import require_can_work, touch
+from backend.core.canonical import b64url_decode, output_hash, signing_payload
+from backend.core.config import get_settings
+from backend.core.errors import BadRequest, Conflict, NotFound, Unprocessable
+from backend.core.metrics import JOBS_CREATED, QUEUE_WAIT
+from backend.core.security import constant_time_equals, now_utc
+from backend.models import (
+    TERMINAL_JOB_STATUSES,
+    ApiKey,
+    Assignment,
+    AssignmentStatus,
+    Job,
+    JobStatus,
+    JobType,
+    Worker,
+)
+
+log = logging.getLogger("openmesh.jobs")
+
+
+def lock_job(session: Session, job_id: int) -> Job | None:
+    """The job row, locked for this transaction (SQLite: the write lock is already held)."""
+    return session.exec(select(Job).where(Job.id == job_id).with_for_update()
+                        .execution_options(populate_existing=True)).first()
+
+
+# --- admission -----------------------------------------------------------------------------------
+
+def admit(session: Session, key: ApiKey, job_type: JobType, payload: dict[str, Any],
+          request_id: str | None) -> Job:
+    """Validate, price, reserve the price (402 if it does not fit) and create the assigned job."""
+    payload = validate_payload(job_type, payload)
+    units, price = pricing.price_job(job_type, payload, get_settings())
+    ledger.reserve(session, user_id=key.user_id, amount=price)
+    job = create_job(session, job_type=job_type, payload=payload, client_user_id=key.user_id,
+                     api_key_id=key.id, request_id=request_id, price=price, units=units)
+    JOBS_CREATED.labels(job_type.value, "client").inc()
+    maybe_audit(session, job_type)
+    return job
+
+
+def admit_batch(session: Session, key: ApiKey, job_type: JobType, payloads: list[dict[str, Any]],
+                request_id: str | None) -> list[Job]:
+    """All or nothing: one failing payload or an unaffordable total admits none."""
+    checked = []
+    for i, p in enumerate(payloads):
+        try:
+            checked.append(validate_payload(job_type, p))
+        except Unprocessable as exc:
+            raise Unprocessable(f"payloads[{i}]: {exc.detail}") from None
+    return [admit(session, key, job_type, p, request_id) for p in checked]
+
+
+def maybe_audit(session: Session, job_type: JobType) -> Job | None:
+    """Mix in a known-answer job: the payload and verified output of an earlier client job.
+
+    It is created exactly like a client job (same payload shape, one replica), so a worker cannot
+    tell an audit from real traffic; a wrong answer counts as a rejection.
+    """
+    rate = get_settings().audit_rate
+    if rate <= 0 or random.random() >= rate:
+        return None
+    max_id = session.exec(select(func.max(Job.id)).where(
+        Job.job_type == job_type, Job.status == JobStatus.verified, col(Job.is_audit).is_(False),
+        col(Job.replicas_needed) >= 2)).one()
+    if not max_id:
+        return None
+    source = session.exec(select(Job).where(
+        Job.job_type == job_type, Job.status == JobStatus.verified, col(Job.is_audit).is_(False),
+        col(Job.replicas_needed) >= 2, Job.id >= random.randint(1, max_id)).order_by(col(Job.id)).limit(1)).first()
+    if source is None or source.output is None:
+        return None
+    JOBS_CREATED.labels(job_type.value, "audit").inc()
+    return create_job(session, job_type=job_type, payload=source.payload, is_audit=True,
+                      expected_output=source.output)
+
+
+def create_demo_jobs(session: Session, count: int, job_type: JobType | None) -> list[Job]:
+    samples = [
+        (JobType.embed, {"text": "OpenMesh é uma rede distribuída."}),
+        (JobType.rank, {"query": "infra distribuída", "texts": ["OpenMesh", "banco relacional", "fila assíncrona"]}),
+        (JobType.embed, {"text": "Verified embeddings from independent workers."}),
+        (JobType.rank, {"query": "fast vector search", "texts": ["approximate nearest neighbours", "a cooking blog",
+                                                                  "inverted file index"]}),
+    ]
+    pool = [s for s in samples if job_type is None or s[0] == job_type]
+    jobs = []
+    for i in range(count):
+        jt, payload = pool[i % len(pool)]
+        jobs.append(create_job(session, job_type=jt, payload=dict(payload), is_demo=True))
+        JOBS_CREATED.labels(jt.value, "demo").inc()
+    return jobs
+
+
+# --- worker side ---------------------------------------------------------------------------------
+
+def claim(session: Session, worker: Worker, max_items: int) -> list[dict[str, Any]]:
+    """Lease the worker's oldest pending assignments; each poll also counts as a heartbeat."""
+    require_can_work(worker)
+    touch(session, worker)
+    settings = get_settings()
+    now = now_utc()
+    pending = session.exec(select(Assignment).where(
+        Assignment.worker_id == worker.id, Assignment.status == AssignmentStatus.pending)
+        .order_by(col(Assignment.id)).limit(max_items)).all()
+    items = []
+    for a in pending:
+        # Conditional: two concurrent polls of one worker never lease the same assignment twice.
+        res = session.exec(update(Assignment).where(
+            col(Assignment.id) == a.id, col(Assignment.status) == AssignmentStatus.pending).values(
+            status=AssignmentStatus.running, leased_at=now,
+            lease_expires_at=now + timedelta(seconds=settings.assignment_lease_seconds)))  # type: ignore[call-overload]
+        if not res.rowcount:
+            continue
+        job = session.get(Job, a.job_id)
+        QUEUE_WAIT.observe(max(0.0, (now - job.created_at).total_seconds()))
+        items.append({"assignment_id": a.id, "nonce": a.nonce,
+                      "job": {"job_id": job.id, "job_type": job.job_type.value, "payload": job.payload,
+                              "request_id": job.request_id}})
+    return items
+
+
+def _verify_signature(worker: Worker, body: SubmitIn) -> None:
+    if not worker.public_key:
+        raise BadRequest("Worker has no public key")
+    try:
+        key_bytes = b64url_decode(worker.public_key)
+        verify_key = nacl.signing.VerifyKey(key_bytes)
+    except (ValueError, TypeError, nacl.exceptions.CryptoError):
+        raise BadRequest("Worker public key is malformed") from None
+    try:
+        sig = b64url_decode(body.signature)
+    except ValueError:
+        raise BadRequest("Malformed signature: not base64url") from None
+    if len(sig) != 64:
+        raise BadRequest(f"Malformed signature: expected 64 bytes, got {len(sig)}")
+    try:
+        verify_key.verify(signing_payload(body.assignment_id, body.nonce, body.output_hash), sig)
+    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        raise BadRequest("Signature verification failed") from None
+
+
+def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
+    require_can_work(worker)
+    assignment = session.get(Assignment, body.assignment_id)
+    if assignment is None or assignment.worker_id != worker.id:
+        raise NotFound("Assignment not found")
+    job = lock_job(session, assignment.job_id)
+    session.refresh(assignment)
+    if assignment.status in verification.RESULT_STATUSES:
+        raise Conflict("Assignment already submitted")
+    if assignment.status != AssignmentStatus.running:
+        raise Conflict(f"Assignment is {assignment.status.value}, not awaiting a result")
+    if assignment.lease_expires_at and assignment.lease_expires_at < now_utc():
+        raise Conflict("Assignment lease expired")
+    if not constant_time_equals(body.nonce, assignment.nonce):
+        raise BadRequest("Invalid nonce")
+    if body.error_message is not None and body.output is None:
+        _verify_signature(worker, body)
+        return _give_up(session, assignment, job, body.error_message)
+    if body.output is None:
+        raise Unprocessable("output is required (or error_message to give the assignment back)")
+    if output_hash(body.output) != body.output_hash.lower():
+        raise BadRequest("Output hash does not match the output")
+    _verify_signature(worker, body)
+    validate_output(job.job_type, job.payload, body.output)
+    assignment.status = AssignmentStatus.submitted
+    assignment.submitted_at = now_utc()
+    assignment.output = body.output
+    assignment.output_hash = body.output_hash.lower()
+    assignment.signature = body.signature
+    assignment.metrics_json = body.metrics_json
+    session.add(assignment)
+    touch(session, worker)
+    session.flush()
+    verification.evaluate(session, job)
+    session.refresh(assignment)
+    return {"assignment_id": assignment.id, "status": assignment.status.value, "job_status": job.status.value}
+
+
+def _give_up(session: Session, assignment: Assignment, job: Job, message: str) -> dict[str, Any]:
+    """A worker that cannot compute hands the assignment back; another worker takes it."""
+    from backend.coordinator.jobs.scheduling import fill_job
+
+    assignment.status = AssignmentStatus.expired
+    assignment.error_message = message[:2000]
+    session.add(assignment)
+    session.flush()
+    fill_job(session, job)
+    return {"assignment_id": assignment.id, "status": assignment.status.value, "job_status": job.status.value}
+
+
+# --- results -------------------------------------------------------------------------------------
+
+def cancel_if_open(session: Session, job_id: int, reason: str) -> bool:
+    job = lock_job(session, job_id)
+    return job is not None and verification.fail(session, job, reason, JobStatus.cancelled, outcome="timeout")
+
+
+def usage(session: Session, job: Job) -> dict[str, Any]:
+    """Tokens as counted by the verified workers' tokenizer (metrics_json), truncation flag."""
+    accepted = session.exec(select(Assignment).where(
+        Assignment.job_id == job.id, Assignment.status == AssignmentStatus.accepted)).all()
+    tokens, truncated = 0, False
+    for a in accepted:
+        m = a.metrics_json or {}
+        if isinstance(m.get("num_tokens"), int):
+            tokens = max(tokens, m["num_tokens"])
+        truncated = truncated or bool(m.get("truncated"))
+    return {"tokens": tokens, "truncated": truncated, "units": job.units}
+
+
+def result_view(session: Session, job: Job) -> dict[str, Any]:
+    from backend.core.money import fmt
+
+    return {"job_id": job.id, "job_type": job.job_type.value, "status": job.status.value,
+            "output": job.output if job.status == JobStatus.verified else None,
+            "verification": job.verification, "usage": usage(session, job),
+            "price": fmt(job.price) if job.status == JobStatus.verified else "0",
+            "error": job.error, "created_at": job.created_at, "finished_at": job.finished_at,
+            "request_id": job.request_id}
+
+
+def is_terminal(job: Job) -> bool:
+    return job.status in TERMINAL_JOB_STATUSES

@@ -1,0 +1,1 @@
+"""OpenMesh Pool operations dashboard (Reflex)."""

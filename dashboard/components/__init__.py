@@ -1,0 +1,1 @@
+"""Small reusable components (lowercase functions)."""

@@ -1,0 +1,1 @@
+"""Per-page states; each inherits AuthState."""

@@ -1,0 +1,35 @@
+"""GET /me: the caller's own account."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.core.config import get_settings
+from tests.factories import make_user
+
+
+@pytest.fixture(autouse=True)
+def _generous_login_limit(monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_LOGIN_PER_MINUTE", "100000")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("role", ["client", "worker_owner"])
+def test_me(coordinator, role):
+    user = make_user(coordinator, role)
+    r = coordinator.get("/me", headers=user.headers)
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"id", "email", "role", "created_at", "is_active"}
+    assert body["id"] == user.id and body["email"] == user.email and body["role"] == role
+    assert body["is_active"] is True
+
+
+def test_me_needs_a_token(coordinator):
+    r = coordinator.get("/me")
+    assert r.status_code == 401
+    assert r.headers.get("www-authenticate") == "Bearer"
+    assert coordinator.get("/me", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    assert coordinator.get("/me", headers={"Authorization": "Basic abc"}).status_code == 401
