@@ -1,10 +1,10 @@
-"""The only place that talks to the coordinator and the gateway: async httpx calls, silent refresh, ApiError."""
+"""The only place that talks to the coordinator and the gateway: httpx calls, silent refresh, ApiError."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -41,6 +41,9 @@ class Tokens:
 
     access_token: str
     refresh_token: str
+    # Tabs sharing a session refresh one at a time: the coordinator rotates the refresh token, so a second
+    # concurrent refresh with the old one would fail and log the user out.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False, repr=False)
 
 
 _clients: dict[int, httpx.AsyncClient] = {}
@@ -78,7 +81,9 @@ def _message(resp: httpx.Response) -> str:
     return f"Request failed with status {resp.status_code}"
 
 
-async def _send(method: str, url: str, *, timeout: httpx.Timeout | None = None, **kwargs: Any) -> httpx.Response:
+async def _send(
+    method: str, url: str, *, timeout: httpx.Timeout | None = None, **kwargs: Any
+) -> httpx.Response:
     try:
         return await _client().request(method, url, timeout=timeout or TIMEOUT, **kwargs)
     except httpx.TimeoutException:
@@ -142,10 +147,12 @@ class CoordinatorApi:
     async def _call(self, method: str, path: str, *, base: str | None = None, **kwargs: Any) -> Any:
         url = (base or coordinator_url()) + path
         for attempt in (0, 1):
-            headers = {"Authorization": f"Bearer {self.tokens.access_token}"}
-            resp = await _send(method, url, headers=headers, **kwargs)
+            used = self.tokens.access_token
+            resp = await _send(method, url, headers={"Authorization": f"Bearer {used}"}, **kwargs)
             if resp.status_code == 401 and attempt == 0:
-                await refresh(self.tokens)
+                async with self.tokens.lock:
+                    if self.tokens.access_token == used:  # nobody refreshed while we waited
+                        await refresh(self.tokens)
                 continue
             if resp.status_code == 401:
                 raise SessionExpired("Your session expired; please log in again", 401)
@@ -229,7 +236,9 @@ class CoordinatorApi:
         return await self._call("POST", "/admin/emission/run-now")
 
     async def credit_user(self, user_id: int | str, amount: str, memo: str) -> Any:
-        return await self._call("POST", f"/admin/users/{user_id}/credit", json={"amount": amount, "memo": memo})
+        return await self._call(
+            "POST", f"/admin/users/{user_id}/credit", json={"amount": amount, "memo": memo}
+        )
 
     async def admin_users(self, role: str = "") -> list[dict]:
         data = await self._call("GET", "/admin/users", params={"role": role} if role else None)
@@ -257,4 +266,3 @@ async def playground(api_key: str, kind: str, payload: dict) -> dict:
     if resp.status_code >= 400:
         raise ApiError(_message(resp), resp.status_code)
     return resp.json()
-

@@ -28,8 +28,19 @@ def _role_is(roles: tuple[str, ...]) -> rx.Var:
 
 
 def language_switch() -> rx.Component:
-    return rx.select(list(LANGUAGES), value=AuthState.lang, on_change=AuthState.set_lang, size="1",
-                     aria_label="language")
+    return rx.hstack(
+        *[
+            rx.button(
+                code,
+                size="1",
+                id=f"lang-{code}",
+                variant=rx.cond(AuthState.lang == code, "solid", "soft"),
+                on_click=AuthState.set_lang(code),
+            )
+            for code in LANGUAGES
+        ],
+        spacing="1",
+    )
 
 
 def sidebar() -> rx.Component:
@@ -57,8 +68,15 @@ def sidebar() -> rx.Component:
         rx.text(AuthState.user_email, size="1", id="user-email"),
         rx.badge(AuthState.user_role, id="user-role"),
         language_switch(),
-        rx.button(rx.icon("log_out", size=14), tr("logout"), on_click=AuthState.logout, variant="soft",
-                  size="2", width="100%", id="logout"),
+        rx.button(
+            rx.icon("log_out", size=14),
+            tr("logout"),
+            on_click=AuthState.logout,
+            variant="soft",
+            size="2",
+            width="100%",
+            id="logout",
+        ),
         width=SIDEBAR_WIDTH,
         min_width=SIDEBAR_WIDTH,
         height="100vh",

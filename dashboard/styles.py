@@ -14,6 +14,7 @@ STATUS_COLORS = {
     "draining": "amber",
     "banned": "red",
     "pending": "gray",
+    "queued": "gray",
     "assigned": "blue",
     "running": "blue",
     "verifying": "blue",
@@ -23,5 +24,6 @@ STATUS_COLORS = {
     "cancelled": "gray",
     "rejected": "red",
     "submitted": "blue",
+    "accepted": "green",
     "expired": "gray",
 }

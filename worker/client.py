@@ -19,7 +19,7 @@ log = logging.getLogger("openmesh.worker.client")
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 POLL_READ_MARGIN = 15.0
-"""A long-poll's read timeout is wait_seconds plus this margin, so the coordinator's empty answer arrives first."""
+"""A long-poll's read timeout is wait_seconds plus this margin: the coordinator's empty answer comes first."""
 
 NO_ASSIGNMENT = "No assignment available"
 
@@ -68,13 +68,14 @@ class Assignment:
     @classmethod
     def from_json(cls, item: dict[str, Any]) -> Assignment:
         job = item.get("job") or {}
+        payload = job.get("payload")
         return cls(
             assignment_id=int(item["assignment_id"]),
             nonce=str(item["nonce"]),
             job=Job(
                 job_id=job.get("job_id"),
                 job_type=str(job.get("job_type", "")),
-                payload=job.get("payload") if isinstance(job.get("payload"), dict) else {},
+                payload=payload if isinstance(payload, dict) else {},
                 request_id=job.get("request_id"),
             ),
             raw=item,
@@ -204,6 +205,13 @@ class CoordinatorClient:
         self._raise_for(response, "/workers/register")
         return response.json()
 
+    def list_workers(self) -> list[dict[str, Any]]:
+        """GET /workers → the caller's own workers."""
+        response = self._authed("GET", "/workers")
+        self._raise_for(response, "/workers")
+        body = response.json()
+        return body.get("workers", []) if isinstance(body, dict) else list(body)
+
     def heartbeat(self, worker_id: Any) -> dict[str, Any]:
         """POST /workers/heartbeat → {worker_id, last_seen_at}."""
         response = self._authed("POST", "/workers/heartbeat", json={"worker_id": worker_id})
@@ -282,4 +290,6 @@ class CoordinatorClient:
 
     @staticmethod
     def _poll_timeout(wait_seconds: float) -> httpx.Timeout:
-        return httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT, read=float(wait_seconds) + POLL_READ_MARGIN)
+        return httpx.Timeout(
+            READ_TIMEOUT, connect=CONNECT_TIMEOUT, read=float(wait_seconds) + POLL_READ_MARGIN
+        )

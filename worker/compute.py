@@ -86,10 +86,18 @@ def compute_batch(jobs: list[tuple[str, Any]], encoder: Encoder) -> list[JobResu
         texts.extend(job_texts)
 
     started = time.perf_counter()
-    if texts:
-        vectors, token_counts, truncated = encoder.encode(texts)
-    else:
-        vectors, token_counts, truncated = np.zeros((0, EMBEDDING_DIM), np.float32), [], []
+    try:
+        if texts:
+            vectors, token_counts, truncated = encoder.encode(texts)
+        else:
+            vectors, token_counts, truncated = np.zeros((0, EMBEDDING_DIM), np.float32), [], []
+    except Exception as exc:
+        # One bad text (e.g. a lone surrogate the tokenizer refuses) must not fail its batch-mates:
+        # retry job by job so only the offending job reports an error.
+        if sum(span is not None for span in spans) > 1:
+            return [compute_batch([job], encoder)[0] for job in jobs]
+        error = f"encode failed: {type(exc).__name__}: {exc}"[:300]
+        return [r if r is not None else JobResult(output=None, error=error) for r in results]
     compute_ms = round((time.perf_counter() - started) * 1000.0, 3)
 
     final: list[JobResult] = []
@@ -100,7 +108,11 @@ def compute_batch(jobs: list[tuple[str, Any]], encoder: Encoder) -> list[JobResu
             continue
         lo, hi = span
         try:
-            output = _embed_output(vectors[lo]) if job_type == "embed" else _rank_output(vectors[lo], vectors[lo + 1 : hi])
+            output = (
+                _embed_output(vectors[lo])
+                if job_type == "embed"
+                else _rank_output(vectors[lo], vectors[lo + 1 : hi])
+            )
             job_result = JobResult(
                 output=output, num_tokens=int(sum(token_counts[lo:hi])), truncated=bool(any(truncated[lo:hi]))
             )

@@ -15,12 +15,21 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from worker.config import BACKENDS, EMBEDDING_DIM, MAX_SEQ_LENGTH, MODEL_NAME, cache_dir, env_backend, force_offline
+from worker.config import (
+    BACKENDS,
+    EMBEDDING_DIM,
+    MAX_SEQ_LENGTH,
+    MODEL_NAME,
+    cache_dir,
+    env_backend,
+    force_offline,
+)
 
 log = logging.getLogger("openmesh.worker.model")
 
@@ -96,7 +105,7 @@ def onnx_cache_path(folder: Path | None = None, cache: Path | None = None) -> Pa
 
 
 class Tokenizer:
-    """The model's own fast tokenizer (tokenizer.json), configured exactly as sentence-transformers uses it."""
+    """The model's own fast tokenizer (tokenizer.json), set up exactly as sentence-transformers uses it."""
 
     def __init__(self, folder: Path, max_length: int = MAX_SEQ_LENGTH) -> None:
         from tokenizers import Tokenizer as HFTokenizer
@@ -162,6 +171,7 @@ def export_onnx(folder: Path, out_path: Path) -> Path:
         raise BackendUnavailable("exporting the ONNX model needs torch and transformers") from exc
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    _quiet_transformers()
     model = AutoModel.from_pretrained(str(folder), local_files_only=True, attn_implementation="eager")
     model.eval()
 
@@ -177,10 +187,18 @@ def export_onnx(folder: Path, out_path: Path) -> Path:
 
     wrapper = _Transformer(model).eval()
     tokenizer = Tokenizer(folder)
-    samples = ["A sample sentence for the export.", "short", "Une phrase un peu plus longue, avec des accents: été."]
+    samples = [
+        "A sample sentence for the export.",
+        "short",
+        "Une phrase un peu plus longue, avec des accents: été.",
+    ]
     ids, _ = tokenizer.tokenize(samples)
     input_ids, mask = _pad(ids)
-    args = (torch.from_numpy(input_ids), torch.from_numpy(mask), torch.zeros_like(torch.from_numpy(input_ids)))
+    args = (
+        torch.from_numpy(input_ids),
+        torch.from_numpy(mask),
+        torch.zeros_like(torch.from_numpy(input_ids)),
+    )
     names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
     axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
@@ -198,16 +216,28 @@ def export_onnx(folder: Path, out_path: Path) -> Path:
             "opset_version": ONNX_OPSET,
             "do_constant_folding": True,
         }
-        try:
-            torch.onnx.export(wrapper, args, str(tmp), dynamo=False, **kwargs)
-        except TypeError:  # a torch without the `dynamo` switch
-            torch.onnx.export(wrapper, args, str(tmp), **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches are expected
+            try:
+                torch.onnx.export(wrapper, args, str(tmp), dynamo=False, **kwargs)
+            except TypeError:  # a torch without the `dynamo` switch
+                torch.onnx.export(wrapper, args, str(tmp), **kwargs)
         _check_export(tmp, input_ids, mask, expected)
         os.replace(tmp, out_path)
     finally:
         tmp.unlink(missing_ok=True)
     log.info("exported ONNX model", extra={"path": str(out_path)})
     return out_path
+
+
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except Exception:  # only cosmetics
+        pass
 
 
 def _check_export(path: Path, input_ids: np.ndarray, mask: np.ndarray, expected: np.ndarray) -> None:
@@ -239,7 +269,9 @@ class OnnxEncoder:
     backend = "onnx"
     dtype = "fp32"
 
-    def __init__(self, folder: Path | None = None, *, threads: int | None = None, cache: Path | None = None) -> None:
+    def __init__(
+        self, folder: Path | None = None, *, threads: int | None = None, cache: Path | None = None
+    ) -> None:
         import onnxruntime as ort
 
         self.folder = folder or model_dir()
@@ -250,6 +282,9 @@ class OnnxEncoder:
             options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning worker threads burn whole cores while idle and collapse throughput when the
+        # machine is shared (a worker usually runs beside other services); block instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 
@@ -260,7 +295,11 @@ class OnnxEncoder:
         for start in range(0, len(order), INNER_BATCH):
             chunk = order[start : start + INNER_BATCH]
             input_ids, mask = _pad([ids[i] for i in chunk])
-            feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+            feed = {
+                "input_ids": input_ids,
+                "attention_mask": mask,
+                "token_type_ids": np.zeros_like(input_ids),
+            }
             hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
             out[chunk] = mean_pool_normalise(hidden, mask)
         return out, [len(x) for x in ids], truncated
@@ -284,6 +323,7 @@ class TorchEncoder:
             raise BackendUnavailable("the torch backend needs torch and sentence-transformers") from exc
         if threads:
             torch.set_num_threads(int(threads))
+        _quiet_transformers()
         self.folder = folder or model_dir()
         self.model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
         self.model.max_seq_length = MAX_SEQ_LENGTH
@@ -299,14 +339,21 @@ class TorchEncoder:
             normalize_embeddings=True,
             show_progress_bar=False,
         )
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), EMBEDDING_DIM), [len(x) for x in ids], truncated
+        return (
+            np.asarray(vectors, dtype=np.float32).reshape(len(texts), EMBEDDING_DIM),
+            [len(x) for x in ids],
+            truncated,
+        )
 
 
 # -- selection ---------------------------------------------------------------------------------
 
 
 def onnx_available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("tokenizers") is not None
+    return (
+        importlib.util.find_spec("onnxruntime") is not None
+        and importlib.util.find_spec("tokenizers") is not None
+    )
 
 
 def default_backend() -> str:
@@ -320,7 +367,11 @@ def default_backend() -> str:
 
 
 def load_encoder(
-    backend: str | None = None, *, threads: int | None = None, folder: Path | None = None, cache: Path | None = None
+    backend: str | None = None,
+    *,
+    threads: int | None = None,
+    folder: Path | None = None,
+    cache: Path | None = None,
 ) -> OnnxEncoder | TorchEncoder:
     """Build the requested encoder (default: `default_backend()`)."""
     backend = (backend or default_backend()).lower()

@@ -44,14 +44,17 @@ def save_key(path: Path | str, signing_key: SigningKey, *, force: bool = False) 
     if path.exists() and not force:
         raise KeyFileError(f"{path} already exists (use --force to overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True, mode=KEY_DIR_MODE)
-    body = json.dumps(
-        {
-            "type": "ed25519",
-            "seed": b64url_encode(bytes(signing_key)),
-            "public_key": public_key_b64url(signing_key),
-        },
-        indent=2,
-    ) + "\n"
+    body = (
+        json.dumps(
+            {
+                "type": "ed25519",
+                "seed": b64url_encode(bytes(signing_key)),
+                "public_key": public_key_b64url(signing_key),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     # mkstemp creates the file 0600 from the start, so the seed is never world-readable, not even briefly.
     fd, tmp = tempfile.mkstemp(prefix=".worker-key-", dir=path.parent)
     try:

@@ -55,7 +55,9 @@ def require_roles(*roles: Role) -> Callable[[User], User]:
 
 
 def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+    from backend.core.clientip import client_ip  # X-Forwarded-For only behind TRUSTED_PROXIES (C23)
+
+    return client_ip(request)
 
 
 def check_admin_ip(request: Request) -> None:

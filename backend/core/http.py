@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.core.config import Settings
@@ -30,8 +31,11 @@ def _clean_request_id(raw: str | None) -> str:
     return uuid.uuid4().hex
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    # An HTTPException so that FastAPI's body reader re-raises it (any other exception there becomes
+    # "400 There was an error parsing the body") and the app's handlers render it as a JSON 413.
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"Request body too large (limit {limit} bytes)")
 
 
 class RequestContextMiddleware:
@@ -69,7 +73,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(limit)
             return message
 
         response_started = False

@@ -14,11 +14,15 @@ def tr(key: str) -> rx.Var:
 
 
 def status_badge(status: rx.Var) -> rx.Component:
-    cases = [(name, rx.badge(name, color_scheme=color, variant="soft")) for name, color in STATUS_COLORS.items()]
+    cases = [
+        (name, rx.badge(name, color_scheme=color, variant="soft")) for name, color in STATUS_COLORS.items()
+    ]
     return rx.match(status, *cases, rx.badge(status, variant="soft"))
 
 
-def stat_card(label: rx.Var | str, value: rx.Var | str, hint: rx.Var | str = "", test_id: str = "") -> rx.Component:
+def stat_card(
+    label: rx.Var | str, value: rx.Var | str, hint: rx.Var | str = "", test_id: str = ""
+) -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text(label, size="2", color_scheme="gray"),
@@ -55,9 +59,23 @@ def loading() -> rx.Component:
 
 def pagination(page: rx.Var, pages: rx.Var, total: rx.Var, on_prev, on_next) -> rx.Component:
     return rx.hstack(
-        rx.button(rx.icon("chevron_left"), tr("prev"), on_click=on_prev, disabled=page <= 1, variant="soft", size="1"),
+        rx.button(
+            rx.icon("chevron_left"),
+            tr("prev"),
+            on_click=on_prev,
+            disabled=page <= 1,
+            variant="soft",
+            size="1",
+        ),
         rx.text(tr("page"), " ", page, " / ", pages, " · ", total, " ", tr("rows"), size="2"),
-        rx.button(tr("next"), rx.icon("chevron_right"), on_click=on_next, disabled=page >= pages, variant="soft", size="1"),
+        rx.button(
+            tr("next"),
+            rx.icon("chevron_right"),
+            on_click=on_next,
+            disabled=page >= pages,
+            variant="soft",
+            size="1",
+        ),
         align="center",
         spacing="3",
     )
@@ -78,8 +96,13 @@ def confirm_dialog(
     body = [rx.alert_dialog.description(description, size="2")]
     if reason:
         body.append(
-            rx.input(placeholder=tr("reason"), on_change=on_reason_change, width="100%", margin_top="0.75em",
-                     name="reason")
+            rx.input(
+                placeholder=tr("reason"),
+                on_change=on_reason_change,
+                width="100%",
+                margin_top="0.75em",
+                name="reason",
+            )
         )
     return rx.alert_dialog.root(
         rx.alert_dialog.trigger(trigger),

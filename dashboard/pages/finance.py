@@ -1,4 +1,4 @@
-"""Finance page: admin (summary, charts, leaderboard, emission, credit); client and owner (balance, ledger)."""
+"""Finance page: admin (summary, charts, leaderboard, emission, credit); client/owner (balance, ledger)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import reflex as rx
 
 from dashboard import routes
 from dashboard.components.common import (
-    confirm_dialog, empty_state, error_callout, loading, notice_callout, pagination, stat_card, status_badge, tr,
+    confirm_dialog,
+    empty_state,
+    error_callout,
+    loading,
+    notice_callout,
+    pagination,
+    stat_card,
+    status_badge,
+    tr,
 )
 from dashboard.layout import page
 from dashboard.state.auth import AuthState
@@ -14,8 +22,13 @@ from dashboard.state.finance import SERIES_KEYS, FinanceState
 from dashboard.styles import table_style
 
 F = FinanceState
-LEDGER_KINDS = ["all", "admin_credit", "job_charge", "pool_fee", "worker_reward", "emission", "reservation"]
-SERIES_COLORS = {"job_charge": "#0d9488", "pool_fee": "#d97706", "worker_reward": "#2563eb", "emission": "#9333ea"}
+LEDGER_KINDS = ["all", "admin_credit", "job_charge", "pool_fee", "worker_reward", "daily_emission", "refund"]
+SERIES_COLORS = {
+    "job_charge": "#0d9488",
+    "pool_fee": "#d97706",
+    "worker_reward": "#2563eb",
+    "daily_emission": "#9333ea",
+}
 
 
 def _table(headers: list[str], rows: rx.Var, cells, table_id: str = "") -> rx.Component:
@@ -44,65 +57,125 @@ def _admin() -> rx.Component:
                 stat_card(tr("card_rewards"), F.cards["rewards"], F.cards["currency"]),
                 stat_card(tr("card_emission"), F.cards["emission"], F.cards["currency"]),
                 stat_card(tr("card_reservations"), F.cards["reservations"], F.cards["currency"]),
-                rx.card(rx.vstack(
-                    rx.text(tr("card_invariant"), size="2", color_scheme="gray"),
-                    rx.cond(F.invariant_ok, rx.badge(tr("invariant_ok"), color_scheme="green", size="3"),
-                            rx.badge(tr("invariant_broken"), color_scheme="red", size="3")),
-                    rx.foreach(F.invariant_problems, lambda p: rx.text(p, size="1", color_scheme="red")),
-                    spacing="1",
-                ), min_width="12em", flex="1", id="card-invariant"),
-                wrap="wrap", spacing="3", width="100%",
+                rx.card(
+                    rx.vstack(
+                        rx.text(tr("card_invariant"), size="2", color_scheme="gray"),
+                        rx.cond(
+                            F.invariant_ok,
+                            rx.badge(tr("invariant_ok"), color_scheme="green", size="3"),
+                            rx.badge(tr("invariant_broken"), color_scheme="red", size="3"),
+                        ),
+                        rx.foreach(F.invariant_problems, lambda p: rx.text(p, size="1", color_scheme="red")),
+                        spacing="1",
+                    ),
+                    min_width="12em",
+                    flex="1",
+                    id="card-invariant",
+                ),
+                wrap="wrap",
+                spacing="3",
+                width="100%",
             ),
         ),
         rx.cond(
             F.series_available & (F.series.length() > 0),
-            rx.card(rx.vstack(
-                rx.heading(tr("chart_over_time"), size="3"),
-                rx.recharts.line_chart(
-                    *[rx.recharts.line(data_key=k, stroke=SERIES_COLORS[k], name=k, dot=False) for k in SERIES_KEYS],
-                    rx.recharts.x_axis(data_key="date"),
-                    rx.recharts.y_axis(),
-                    rx.recharts.legend(),
-                    rx.recharts.graphing_tooltip(),
-                    data=F.series, width="100%", height=260,
+            rx.card(
+                rx.vstack(
+                    rx.heading(tr("chart_over_time"), size="3"),
+                    rx.recharts.line_chart(
+                        *[
+                            rx.recharts.line(data_key=k, stroke=SERIES_COLORS[k], name=k, dot=False)
+                            for k in SERIES_KEYS
+                        ],
+                        rx.recharts.x_axis(data_key="date"),
+                        rx.recharts.y_axis(),
+                        rx.recharts.legend(),
+                        rx.recharts.graphing_tooltip(),
+                        data=F.series,
+                        width="100%",
+                        height=260,
+                    ),
+                    width="100%",
                 ),
                 width="100%",
-            ), width="100%"),
+            ),
         ),
-        rx.cond(F.totals.length() > 0, rx.vstack(
-            rx.heading(tr("totals_by_kind"), size="4"),
-            _table(["col_kind", "col_amount"], F.totals, [lambda r: r["kind"], lambda r: r["amount"]]),
-            width="100%",
-        )),
+        rx.cond(
+            F.totals.length() > 0,
+            rx.vstack(
+                rx.heading(tr("totals_by_kind"), size="4"),
+                _table(["col_kind", "col_amount"], F.totals, [lambda r: r["kind"], lambda r: r["amount"]]),
+                width="100%",
+            ),
+        ),
         rx.heading(tr("leaderboard"), size="4"),
         _section_error("leaderboard"),
-        rx.cond(F.leaderboard.length() > 0,
-                _table(["col_worker", "col_name", "col_status", "col_reputation", "col_verified", "col_rejected",
-                        "col_earnings"], F.leaderboard,
-                       [lambda r: r["worker_id"], lambda r: r["name"], lambda r: status_badge(r["status"]),
-                        lambda r: r["reputation"], lambda r: r["verified"], lambda r: r["rejected"],
-                        lambda r: r["earnings"]], "leaderboard-table"),
-                empty_state(tr("no_workers"))),
+        rx.cond(
+            F.leaderboard.length() > 0,
+            _table(
+                [
+                    "col_worker",
+                    "col_name",
+                    "col_status",
+                    "col_reputation",
+                    "col_verified",
+                    "col_rejected",
+                    "col_earnings",
+                ],
+                F.leaderboard,
+                [
+                    lambda r: r["worker_id"],
+                    lambda r: r["name"],
+                    lambda r: status_badge(r["status"]),
+                    lambda r: r["reputation"],
+                    lambda r: r["verified"],
+                    lambda r: r["rejected"],
+                    lambda r: r["earnings"],
+                ],
+                "leaderboard-table",
+            ),
+            empty_state(tr("no_workers")),
+        ),
         rx.hstack(
             rx.heading(tr("emission"), size="4"),
             rx.spacer(),
-            confirm_dialog(rx.button(rx.icon("coins", size=14), tr("run_emission"), size="2", id="run-emission"),
-                           tr("run_emission"), tr("confirm_emission"), F.run_emission,
-                           confirm_label=tr("run_emission"), color="teal"),
+            confirm_dialog(
+                rx.button(rx.icon("coins", size=14), tr("run_emission"), size="2", id="run-emission"),
+                tr("run_emission"),
+                tr("confirm_emission"),
+                F.run_emission,
+                confirm_label=tr("run_emission"),
+                color="teal",
+            ),
             width="100%",
         ),
         _section_error("emission"),
-        rx.cond(F.emission.contains("date"), rx.flex(
-            stat_card(tr("emission_date"), F.emission["date"]),
-            stat_card(tr("emission_cap"), F.emission["cap"]),
-            stat_card(tr("emission_emitted"), F.emission["emitted"], "", "emission-emitted"),
-            stat_card(tr("emission_remaining"), F.emission["remaining"]),
-            wrap="wrap", spacing="3", width="100%",
-        )),
-        rx.cond(F.emission_workers.length() > 0,
-                _table(["col_worker", "col_name", "col_uptime", "col_reputation", "col_amount"], F.emission_workers,
-                       [lambda r: r["worker_id"], lambda r: r["name"], lambda r: r["uptime"],
-                        lambda r: r["reputation"], lambda r: r["amount"]])),
+        rx.cond(
+            F.emission.contains("date"),
+            rx.flex(
+                stat_card(tr("emission_date"), F.emission["date"]),
+                stat_card(tr("emission_cap"), F.emission["cap"]),
+                stat_card(tr("emission_emitted"), F.emission["emitted"], "", "emission-emitted"),
+                stat_card(tr("emission_remaining"), F.emission["remaining"]),
+                wrap="wrap",
+                spacing="3",
+                width="100%",
+            ),
+        ),
+        rx.cond(
+            F.emission_workers.length() > 0,
+            _table(
+                ["col_worker", "col_name", "col_uptime", "col_reputation", "col_amount"],
+                F.emission_workers,
+                [
+                    lambda r: r["worker_id"],
+                    lambda r: r["name"],
+                    lambda r: r["uptime"],
+                    lambda r: r["reputation"],
+                    lambda r: r["amount"],
+                ],
+            ),
+        ),
         rx.heading(tr("credit_client"), size="4"),
         rx.form(
             rx.hstack(
@@ -110,7 +183,9 @@ def _admin() -> rx.Component:
                     F.users.length() > 0,
                     rx.select.root(
                         rx.select.trigger(placeholder=tr("choose_client")),
-                        rx.select.content(rx.foreach(F.users, lambda u: rx.select.item(u["email"], value=u["id"]))),
+                        rx.select.content(
+                            rx.foreach(F.users, lambda u: rx.select.item(u["email"], value=u["id"]))
+                        ),
                         on_change=F.set_credit_user_id,
                     ),
                     rx.input(placeholder=tr("user_id"), name="user_id", width="8em"),
@@ -137,11 +212,24 @@ def _ledger() -> rx.Component:
             width="100%",
         ),
         _section_error("ledger"),
-        rx.cond(F.ledger.length() > 0,
-                _table(["col_id", "col_kind", "col_amount", "col_job", "col_worker", "memo", "col_when"], F.ledger,
-                       [lambda r: r["id"], lambda r: r["kind"], lambda r: r["amount"], lambda r: r["job_id"],
-                        lambda r: r["worker_id"], lambda r: r["memo"], lambda r: r["created_at"]], "ledger-table"),
-                empty_state(tr("no_ledger"))),
+        rx.cond(
+            F.ledger.length() > 0,
+            _table(
+                ["col_id", "col_kind", "col_amount", "col_job", "col_worker", "memo", "col_when"],
+                F.ledger,
+                [
+                    lambda r: r["id"],
+                    lambda r: r["kind"],
+                    lambda r: r["amount"],
+                    lambda r: r["job_id"],
+                    lambda r: r["worker_id"],
+                    lambda r: r["memo"],
+                    lambda r: r["created_at"],
+                ],
+                "ledger-table",
+            ),
+            empty_state(tr("no_ledger")),
+        ),
         pagination(F.ledger_page, F.ledger_pages, F.ledger_total, F.ledger_prev, F.ledger_next),
         width="100%",
         spacing="3",
@@ -151,33 +239,58 @@ def _ledger() -> rx.Component:
 def _personal() -> rx.Component:
     return rx.vstack(
         _section_error("balance"),
-        rx.cond(F.balance.contains("balance"), rx.flex(
-            stat_card(tr("balance"), F.balance["balance"], F.balance["currency"], "balance-total"),
-            stat_card(tr("reserved"), F.balance["reserved"], F.balance["currency"]),
-            stat_card(tr("available"), F.balance["available"], F.balance["currency"], "balance-available"),
-            wrap="wrap", spacing="3", width="100%",
-        )),
+        rx.cond(
+            F.balance.contains("balance"),
+            rx.flex(
+                stat_card(tr("balance"), F.balance["balance"], F.balance["currency"], "balance-total"),
+                stat_card(tr("reserved"), F.balance["reserved"], F.balance["currency"]),
+                stat_card(
+                    tr("available"), F.balance["available"], F.balance["currency"], "balance-available"
+                ),
+                wrap="wrap",
+                spacing="3",
+                width="100%",
+            ),
+        ),
         rx.cond(
             AuthState.user_role == "client",
-            rx.card(rx.vstack(
-                rx.heading(tr("spend_per_day"), size="3"),
-                rx.cond(F.per_day.length() > 0,
+            rx.card(
+                rx.vstack(
+                    rx.heading(tr("spend_per_day"), size="3"),
+                    rx.cond(
+                        F.per_day.length() > 0,
                         rx.recharts.bar_chart(
                             rx.recharts.bar(data_key="spend", fill="#0d9488"),
-                            rx.recharts.x_axis(data_key="date"), rx.recharts.y_axis(),
+                            rx.recharts.x_axis(data_key="date"),
+                            rx.recharts.y_axis(),
                             rx.recharts.graphing_tooltip(),
-                            data=F.per_day, width="100%", height=220),
-                        empty_state(tr("no_spend"))),
-                rx.text(tr("spend_per_key_note"), size="1", color_scheme="gray"),
+                            data=F.per_day,
+                            width="100%",
+                            height=220,
+                        ),
+                        empty_state(tr("no_spend")),
+                    ),
+                    rx.text(tr("spend_per_key_note"), size="1", color_scheme="gray"),
+                    width="100%",
+                ),
                 width="100%",
-            ), width="100%"),
+            ),
             rx.vstack(
                 rx.heading(tr("earnings_per_worker"), size="4"),
-                rx.cond(F.per_worker.length() > 0,
-                        _table(["col_worker", "card_rewards", "card_emission", "total"], F.per_worker,
-                               [lambda r: r["worker_id"], lambda r: r["rewards"], lambda r: r["emission"],
-                                lambda r: r["total"]]),
-                        empty_state(tr("no_earnings"))),
+                rx.cond(
+                    F.per_worker.length() > 0,
+                    _table(
+                        ["col_worker", "card_rewards", "card_emission", "total"],
+                        F.per_worker,
+                        [
+                            lambda r: r["worker_id"],
+                            lambda r: r["rewards"],
+                            lambda r: r["emission"],
+                            lambda r: r["total"],
+                        ],
+                    ),
+                    empty_state(tr("no_earnings")),
+                ),
                 width="100%",
             ),
         ),

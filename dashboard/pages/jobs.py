@@ -6,13 +6,20 @@ import reflex as rx
 
 from dashboard import routes
 from dashboard.components.common import (
-    confirm_dialog, empty_state, error_callout, loading, notice_callout, pagination, status_badge, tr,
+    confirm_dialog,
+    empty_state,
+    error_callout,
+    loading,
+    notice_callout,
+    pagination,
+    status_badge,
+    tr,
 )
 from dashboard.layout import page
 from dashboard.state.jobs import JobDetailState, JobsState
 from dashboard.styles import mono, table_style
 
-JOB_STATUSES = ["all", "pending", "assigned", "verifying", "disputed", "verified", "failed", "cancelled"]
+JOB_STATUSES = ["all", "queued", "disputed", "verified", "failed", "cancelled"]
 JOB_TYPES = ["all", "embed", "rank"]
 
 
@@ -41,8 +48,12 @@ def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.link(row["id"], href="/jobs/" + row["id"])),
         rx.table.cell(row["job_type"]),
-        rx.table.cell(rx.hstack(status_badge(row["status"]),
-                                rx.cond(row["audit"] != "", rx.badge("audit", color_scheme="purple")))),
+        rx.table.cell(
+            rx.hstack(
+                status_badge(row["status"]),
+                rx.cond(row["audit"] != "", rx.badge("audit", color_scheme="purple")),
+            )
+        ),
         rx.table.cell(row["client"]),
         rx.table.cell(row["created_at"]),
         rx.table.cell(row["finished_at"]),
@@ -67,9 +78,16 @@ def jobs_page() -> rx.Component:
         rx.hstack(
             rx.heading(tr("jobs_title"), size="6"),
             rx.spacer(),
-            rx.input(value=JobsState.demo_count, on_change=JobsState.set_demo_count, width="5em", type="number"),
-            rx.button(rx.icon("plus", size=14), tr("enqueue_demo"), on_click=JobsState.enqueue_demo, size="2",
-                      id="enqueue-demo"),
+            rx.input(
+                value=JobsState.demo_count, on_change=JobsState.set_demo_count, width="5em", type="number"
+            ),
+            rx.button(
+                rx.icon("plus", size=14),
+                tr("enqueue_demo"),
+                on_click=JobsState.enqueue_demo,
+                size="2",
+                id="enqueue-demo",
+            ),
             rx.button(rx.icon("refresh_cw", size=14), tr("refresh"), on_click=JobsState.load, variant="soft"),
             width="100%",
             align="center",
@@ -82,8 +100,9 @@ def jobs_page() -> rx.Component:
             rx.vstack(
                 rx.text(JobsState.total, " ", tr("jobs_count"), size="2", id="jobs-count"),
                 rx.cond(JobsState.rows.length() > 0, _table(), empty_state(tr("no_jobs"))),
-                pagination(JobsState.page, JobsState.pages, JobsState.total, JobsState.prev_page,
-                           JobsState.next_page),
+                pagination(
+                    JobsState.page, JobsState.pages, JobsState.total, JobsState.prev_page, JobsState.next_page
+                ),
                 width="100%",
                 spacing="3",
             ),
@@ -129,7 +148,7 @@ def job_detail_page() -> rx.Component:
     return rx.vstack(
         rx.hstack(
             rx.link(rx.icon("arrow_left", size=14), tr("nav_jobs"), href=routes.JOBS),
-            rx.heading(tr("job"), " #", s.job_id, size="6"),
+            rx.heading(tr("job"), " #", s.detail_id, size="6"),
             rx.spacer(),
             _job_action("requeue", "amber"),
             _job_action("cancel", "red"),
@@ -144,24 +163,42 @@ def job_detail_page() -> rx.Component:
             rx.cond(
                 s.job.contains("id"),
                 rx.vstack(
-                    rx.card(rx.vstack(
-                        _kv("col_type", s.job["job_type"]),
-                        rx.hstack(rx.text(tr("col_status"), weight="bold", min_width="9em"),
-                                  status_badge(s.job["status"])),
-                        _kv("col_client", s.job["client"]),
-                        _kv("col_created", s.job["created_at"]),
-                        _kv("col_finished", s.job["finished_at"]),
-                        _kv("col_price", s.job["price"]),
-                        _kv("request_id", s.job["request_id"]),
-                        spacing="1",
-                    ), width="100%"),
+                    rx.card(
+                        rx.vstack(
+                            _kv("col_type", s.job["job_type"]),
+                            rx.hstack(
+                                rx.text(tr("col_status"), weight="bold", min_width="9em"),
+                                status_badge(s.job["status"]),
+                            ),
+                            _kv("col_client", s.job["client"]),
+                            _kv("col_created", s.job["created_at"]),
+                            _kv("col_finished", s.job["finished_at"]),
+                            _kv("col_price", s.job["price"]),
+                            _kv("request_id", s.job["request_id"]),
+                            spacing="1",
+                        ),
+                        width="100%",
+                    ),
                     rx.heading(tr("assignments"), size="4"),
                     rx.cond(
                         s.assignments.length() > 0,
                         rx.table.root(
-                            rx.table.header(rx.table.row(*[rx.table.column_header_cell(tr(c)) for c in (
-                                "col_id", "col_worker", "col_status", "col_similarity", "col_reason",
-                                "col_submitted", "col_hash")])),
+                            rx.table.header(
+                                rx.table.row(
+                                    *[
+                                        rx.table.column_header_cell(tr(c))
+                                        for c in (
+                                            "col_id",
+                                            "col_worker",
+                                            "col_status",
+                                            "col_similarity",
+                                            "col_reason",
+                                            "col_submitted",
+                                            "col_hash",
+                                        )
+                                    ]
+                                )
+                            ),
                             rx.table.body(rx.foreach(s.assignments, _assignment)),
                             style=table_style,
                             variant="surface",
@@ -169,10 +206,19 @@ def job_detail_page() -> rx.Component:
                         empty_state(tr("no_assignments")),
                     ),
                     rx.heading(tr("verification"), size="4"),
-                    rx.cond(s.verification != "", rx.code_block(s.verification, language="json", width="100%"),
-                            empty_state(tr("no_verification"))),
-                    rx.cond(s.output != "", rx.vstack(rx.heading(tr("receipt_output"), size="4"),
-                                                    rx.text(s.output, style=mono), width="100%")),
+                    rx.cond(
+                        s.verification != "",
+                        rx.code_block(s.verification, language="json", width="100%"),
+                        empty_state(tr("no_verification")),
+                    ),
+                    rx.cond(
+                        s.output != "",
+                        rx.vstack(
+                            rx.heading(tr("receipt_output"), size="4"),
+                            rx.text(s.output, style=mono),
+                            width="100%",
+                        ),
+                    ),
                     width="100%",
                     spacing="3",
                 ),

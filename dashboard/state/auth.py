@@ -1,4 +1,4 @@
-"""AuthState: the session every page state inherits (tokens kept server-side, login guard, logout, language)."""
+"""AuthState: the session every page state inherits (server-side tokens, login guard, logout, language)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,9 @@ class AuthState(rx.State):
         return api.CoordinatorApi(tokens)
 
     def _start_session(self, tokens: api.Tokens, me: dict) -> None:
+        cutoff = time.time() - SESSION_DAYS * 86400
+        for stale in [k for k, v in _SESSIONS.items() if v.created < cutoff]:
+            _SESSIONS.pop(stale, None)
         sid = secrets.token_urlsafe(32)
         _SESSIONS[sid] = _Session(tokens)
         self.sid = sid

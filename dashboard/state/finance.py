@@ -1,4 +1,4 @@
-"""FinanceState: admin summary/charts/leaderboard/emission/credit; a client's or owner's balance and ledger."""
+"""FinanceState: admin summary/charts/leaderboard/emission/credit; a client's or owner's balance, ledger."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dashboard.state import format as fmt
 from dashboard.state.auth import AuthState
 
 LEDGER_PAGE = 25
-SERIES_KEYS = ("job_charge", "pool_fee", "worker_reward", "emission")
+SERIES_KEYS = ("job_charge", "pool_fee", "worker_reward", "daily_emission")
 
 
 def _dec(value) -> Decimal:
@@ -24,8 +24,14 @@ def _dec(value) -> Decimal:
 
 def _series_rows(data) -> list[dict]:
     """Rows of a timeseries answer, whatever list key it uses; numbers as floats for the chart."""
-    items = data if isinstance(data, list) else next(
-        (data[k] for k in ("items", "days", "series", "points") if isinstance(data, dict) and k in data), [])
+    items = (
+        data
+        if isinstance(data, list)
+        else next(
+            (data[k] for k in ("items", "days", "series", "points") if isinstance(data, dict) and k in data),
+            [],
+        )
+    )
     rows = []
     for item in items:
         row: dict = {"date": str(item.get("date", item.get("day", "")))[:10]}
@@ -108,7 +114,7 @@ class FinanceState(AuthState):
                 "pool_balance": fmt.tokens(summary.get("pool_balance_tokens")),
                 "fees": fmt.tokens(totals.get("pool_fee")),
                 "rewards": fmt.tokens(totals.get("worker_reward")),
-                "emission": fmt.tokens(totals.get("emission")),
+                "emission": fmt.tokens(totals.get("daily_emission", totals.get("emission"))),
                 "reservations": fmt.tokens(summary.get("outstanding_reservations")),
             }
             self.totals = [{"kind": str(k), "amount": fmt.tokens(v)} for k, v in sorted(totals.items())]
@@ -129,22 +135,34 @@ class FinanceState(AuthState):
             self.series_available = False
         board = await self._section("leaderboard", c.leaderboard())
         self.leaderboard = [
-            {"worker_id": fmt.text(w.get("worker_id")), "name": fmt.text(w.get("name")),
-             "status": fmt.text(w.get("status")), "reputation": fmt.number(w.get("reputation")),
-             "verified": fmt.text(w.get("verified_count")), "rejected": fmt.text(w.get("rejected_count")),
-             "earnings": fmt.tokens(w.get("earnings"))}
+            {
+                "worker_id": fmt.text(w.get("worker_id")),
+                "name": fmt.text(w.get("name")),
+                "status": fmt.text(w.get("status")),
+                "reputation": fmt.number(w.get("reputation")),
+                "verified": fmt.text(w.get("verified_count")),
+                "rejected": fmt.text(w.get("rejected_count")),
+                "earnings": fmt.tokens(w.get("earnings")),
+            }
             for w in (board or [])
         ]
         em = await self._section("emission", c.emission_status())
         if em is not None:
-            self.emission = {"date": fmt.text(em.get("date")), "cap": fmt.tokens(em.get("cap_tokens")),
-                             "emitted": fmt.tokens(em.get("emitted_today_tokens")),
-                             "remaining": fmt.tokens(em.get("remaining_tokens"))}
+            self.emission = {
+                "date": fmt.text(em.get("date")),
+                "cap": fmt.tokens(em.get("cap_tokens")),
+                "emitted": fmt.tokens(em.get("emitted_today_tokens")),
+                "remaining": fmt.tokens(em.get("remaining_tokens")),
+                "source": fmt.text(em.get("per_worker_source")),
+            }
             self.emission_workers = [
-                {"worker_id": fmt.text(p.get("worker_id")), "name": fmt.text(p.get("name", p.get("worker_name"))),
-                 "uptime": fmt.number(p.get("uptime_ratio", p.get("uptime"))),
-                 "reputation": fmt.number(p.get("reputation")),
-                 "amount": fmt.tokens(p.get("amount", p.get("tokens", p.get("emitted"))))}
+                {
+                    "worker_id": fmt.text(p.get("worker_id")),
+                    "name": fmt.text(p.get("name", p.get("worker_name"))),
+                    "uptime": fmt.number(p.get("uptime_ratio", p.get("uptime"))),
+                    "reputation": fmt.number(p.get("reputation")),
+                    "amount": fmt.tokens(p.get("amount", p.get("tokens", p.get("emitted")))),
+                }
                 for p in em.get("per_worker", [])
             ]
         else:
@@ -162,12 +180,18 @@ class FinanceState(AuthState):
         c = self.api()
         self.section_errors = {}
         bal = await self._section("balance", c.balance())
-        self.balance = {k: fmt.tokens(bal.get(k)) if k != "currency" else fmt.text(bal.get(k))
-                        for k in ("currency", "balance", "reserved", "available")} if bal else {}
+        self.balance = (
+            {
+                k: fmt.tokens(bal.get(k)) if k != "currency" else fmt.text(bal.get(k))
+                for k in ("currency", "balance", "reserved", "available")
+            }
+            if bal
+            else {}
+        )
         await self._load_ledger()
-        # Aggregates come from the ledger itself (up to the last 500 entries), never estimated.
+        # Aggregates come from the ledger itself (up to the last 200 entries), never estimated.
         if self.user_role == "client":
-            data = await self._section("per_day", c.ledger(limit=500, offset=0, kind="job_charge"))
+            data = await self._section("per_day", c.ledger(limit=200, offset=0, kind="job_charge"))
             per_day: dict[str, Decimal] = defaultdict(Decimal)
             for item in (data or {}).get("items", []):
                 per_day[str(item.get("created_at", ""))[:10]] += abs(_dec(item.get("amount")))
@@ -175,13 +199,17 @@ class FinanceState(AuthState):
             self.per_worker = []
         else:
             per_worker: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-            for kind in ("worker_reward", "emission"):
-                data = await self._section(f"per_worker_{kind}", c.ledger(limit=500, offset=0, kind=kind))
+            for kind in ("worker_reward", "daily_emission"):
+                data = await self._section(f"per_worker_{kind}", c.ledger(limit=200, offset=0, kind=kind))
                 for item in (data or {}).get("items", []):
                     per_worker[str(item.get("worker_id") or "—")][kind] += _dec(item.get("amount"))
             self.per_worker = [
-                {"worker_id": wid, "rewards": fmt.tokens(v["worker_reward"]), "emission": fmt.tokens(v["emission"]),
-                 "total": fmt.tokens(v["worker_reward"] + v["emission"])}
+                {
+                    "worker_id": wid,
+                    "rewards": fmt.tokens(v["worker_reward"]),
+                    "emission": fmt.tokens(v["daily_emission"]),
+                    "total": fmt.tokens(v["worker_reward"] + v["daily_emission"]),
+                }
                 for wid, v in sorted(per_worker.items())
             ]
             self.per_day = []
@@ -189,13 +217,21 @@ class FinanceState(AuthState):
     async def _load_ledger(self) -> None:
         kind = "" if self.ledger_kind == "all" else self.ledger_kind
         data = await self._section(
-            "ledger", self.api().ledger(limit=LEDGER_PAGE, offset=(self.ledger_page - 1) * LEDGER_PAGE, kind=kind))
+            "ledger",
+            self.api().ledger(limit=LEDGER_PAGE, offset=(self.ledger_page - 1) * LEDGER_PAGE, kind=kind),
+        )
         data = data or {}
         self.ledger_total = int(data.get("total", 0) or 0)
         self.ledger = [
-            {"id": fmt.text(i.get("id")), "kind": fmt.text(i.get("kind")), "amount": fmt.tokens(i.get("amount")),
-             "job_id": fmt.text(i.get("job_id")), "worker_id": fmt.text(i.get("worker_id")),
-             "memo": fmt.text(i.get("memo")), "created_at": fmt.when(i.get("created_at"))}
+            {
+                "id": fmt.text(i.get("id")),
+                "kind": fmt.text(i.get("kind")),
+                "amount": fmt.tokens(i.get("amount")),
+                "job_id": fmt.text(i.get("job_id")),
+                "worker_id": fmt.text(i.get("worker_id")),
+                "memo": fmt.text(i.get("memo")),
+                "created_at": fmt.when(i.get("created_at")),
+            }
             for i in data.get("items", [])
         ]
 
@@ -226,7 +262,13 @@ class FinanceState(AuthState):
     async def run_emission(self):
         try:
             result = await self.api().emission_run_now()
-            self.notice = f"Emission run: {result}" if result else "Emission run done"
+            if isinstance(result, dict):
+                detail = result.get("message") or (
+                    f"{result.get('date', '')}: {fmt.tokens(result.get('emitted_tokens'))} emitted"
+                )
+            else:
+                detail = "done"
+            self.notice = f"Emission run {detail}"
             self.error = ""
         except api.SessionExpired:
             return await self.expire()

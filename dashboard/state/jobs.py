@@ -18,7 +18,7 @@ def _job_row(j: dict) -> dict[str, str]:
         "id": fmt.text(j.get("id")),
         "job_type": fmt.text(j.get("job_type")),
         "status": fmt.text(j.get("status")),
-        "client": fmt.text(j.get("client_user_id")),
+        "client": fmt.text(j.get("client_user_id")) or ("demo" if j.get("is_demo") else "—"),
         "created_at": fmt.when(j.get("created_at")),
         "finished_at": fmt.when(j.get("finished_at")),
         "price": fmt.tokens(j.get("price")),
@@ -111,7 +111,7 @@ class JobsState(AuthState):
     @rx.event
     async def enqueue_demo(self):
         try:
-            count = max(1, min(int(self.demo_count), 1000))
+            count = max(1, min(int(self.demo_count), 100))
         except ValueError:
             self.error = "Count must be a whole number"
             return None
@@ -140,18 +140,23 @@ class JobDetailState(AuthState):
     reason: str = ""
 
     @rx.var
-    def job_id(self) -> str:
-        return str(self.router.page.params.get("job_id", ""))
+    def detail_id(self) -> str:
+        """The job id from the URL (/jobs/<id>)."""
+        return self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
 
     @rx.event
     async def load(self):
         if not self.is_authenticated:
             return None
         try:
-            data = await self.api().admin_job(self.job_id)
-            self.job = {**_job_row(data), "request_id": fmt.text(data.get("request_id")),
-                        "payload": json.dumps(data.get("payload"), ensure_ascii=False)[:2000]
-                        if data.get("payload") is not None else ""}
+            data = await self.api().admin_job(self.detail_id)
+            self.job = {
+                **_job_row(data),
+                "request_id": fmt.text(data.get("request_id")),
+                "payload": json.dumps(data.get("payload"), ensure_ascii=False)[:2000]
+                if data.get("payload") is not None
+                else "",
+            }
             self.assignments = [
                 {
                     "id": fmt.text(a.get("id")),
@@ -193,8 +198,8 @@ class JobDetailState(AuthState):
         reason = self.reason.strip() or f"{action} from the dashboard"
         self.reason = ""
         try:
-            await self.api().admin_job_action(self.job_id, action, reason)
-            self.notice = f"Job {self.job_id}: {action} done"
+            await self.api().admin_job_action(self.detail_id, action, reason)
+            self.notice = f"Job {self.detail_id}: {action} done"
             self.error = ""
         except api.SessionExpired:
             return await self.expire()

@@ -33,7 +33,7 @@ class LoginState(AuthState):
         password = str(form.get("password", ""))
         if not email or not password:
             self.error = "Email and password are required"
-            return None
+            return
         self.busy = True
         self.error = ""
         yield

@@ -9,8 +9,17 @@ from dashboard.state import format as fmt
 from dashboard.state.auth import AuthState
 
 PAGE_SIZE = 25
-SORT_KEYS = ("name", "status", "reputation", "heartbeat_age_seconds", "verified_count", "rejected_count",
-             "active_assignments", "owner_email", "id")
+SORT_KEYS = (
+    "name",
+    "status",
+    "reputation",
+    "heartbeat_age_seconds",
+    "verified_count",
+    "rejected_count",
+    "active_assignments",
+    "owner_email",
+    "id",
+)
 
 
 def _row(w: dict) -> dict[str, str]:
@@ -19,7 +28,8 @@ def _row(w: dict) -> dict[str, str]:
         "name": fmt.text(w.get("name")),
         "status": fmt.text(w.get("status")),
         "region": fmt.text(w.get("region")),
-        "heartbeat": fmt.age(w.get("heartbeat_age_seconds")) if "heartbeat_age_seconds" in w
+        "heartbeat": fmt.age(w.get("heartbeat_age_seconds"))
+        if "heartbeat_age_seconds" in w
         else fmt.when(w.get("last_seen_at")),
         "reputation": fmt.number(w.get("reputation")),
         "verified": fmt.text(w.get("verified_count", "—")),
@@ -60,8 +70,14 @@ class WorkersState(AuthState):
         items = self._workers
         q = self.search.strip().lower()
         if q:
-            items = [w for w in items if q in " ".join(str(w.get(k, "")) for k in
-                                                       ("name", "region", "owner_email", "id", "status")).lower()]
+            items = [
+                w
+                for w in items
+                if q
+                in " ".join(
+                    str(w.get(k, "")) for k in ("name", "region", "owner_email", "id", "status")
+                ).lower()
+            ]
         if self.status_filter != "all":
             items = [w for w in items if w.get("status") == self.status_filter]
         items = sorted(items, key=lambda w: _sort_value(w, self.sort_key), reverse=self.sort_desc)
@@ -70,7 +86,7 @@ class WorkersState(AuthState):
         self.pages = max(1, -(-len(items) // PAGE_SIZE))
         self.page = min(max(1, self.page), self.pages)
         start = (self.page - 1) * PAGE_SIZE
-        self.rows = [_row(w) for w in items[start:start + PAGE_SIZE]]
+        self.rows = [_row(w) for w in items[start : start + PAGE_SIZE]]
 
     @rx.event
     async def load(self):
@@ -153,8 +169,12 @@ class WorkersState(AuthState):
         try:
             items = await self.api().worker_rejections(worker_id)
             self.rejections = [
-                {"job_id": fmt.text(r.get("job_id")), "assignment_id": fmt.text(r.get("assignment_id")),
-                 "reason": fmt.text(r.get("reason")), "created_at": fmt.when(r.get("created_at"))}
+                {
+                    "job_id": fmt.text(r.get("job_id")),
+                    "assignment_id": fmt.text(r.get("assignment_id")),
+                    "reason": fmt.text(r.get("reason")),
+                    "created_at": fmt.when(r.get("created_at")),
+                }
                 for r in items
             ]
             self.error = ""

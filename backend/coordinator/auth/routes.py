@@ -25,7 +25,7 @@ from backend.coordinator.auth.schemas import (
     UserOut,
 )
 from backend.coordinator.deps import ClientUser, SessionDep, get_current_user, oauth2_scheme
-from backend.core.errors import BadRequest
+from backend.core.errors import BadRequest, Unauthorized
 from backend.models import User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -69,7 +69,13 @@ async def _login_body(request: Request) -> LoginIn:
 
 
 def _optional_user(session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> User | None:
-    return get_current_user(session, token) if token else None
+    """The bearer's user, or None: an expired access token must not stop a logout by refresh token."""
+    if not token:
+        return None
+    try:
+        return get_current_user(session, token)
+    except Unauthorized:
+        return None
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut,

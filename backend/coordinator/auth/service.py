@@ -15,6 +15,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
+from backend.coordinator.auth.limits import check_login_allowed
 from backend.coordinator.auth.schemas import MAX_EMAIL_CHARS, TokenPair, normalise_email
 from backend.core.config import Settings, get_settings
 from backend.core.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
@@ -57,9 +58,12 @@ def register(session: Session, *, email: str, password: str, role: Role | str) -
     if role == Role.admin:  # schemas refuse it too; the rule holds for every caller
         raise Unprocessable("The admin account cannot be self-registered")
     email = normalise_email(email)
+    # Hash before touching the database: on SQLite a transaction holds the write lock, and argon2 is
+    # deliberately slow.
+    password_hash = hash_password(password)
     if get_user_by_email(session, email) is not None:
         raise Conflict("Email already registered")
-    user = User(email=email, password_hash=hash_password(password), role=role)
+    user = User(email=email, password_hash=password_hash, role=role)
     session.add(user)
     try:
         session.commit()
@@ -77,6 +81,10 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
     """
     email = normalise_email(email)
     user = get_user_by_email(session, email) if len(email) <= MAX_EMAIL_CHARS else None
+    # End the read before the (slow) hash check, so no lock or pooled transaction is held meanwhile.
+    if user is not None:
+        session.expunge(user)
+    session.rollback()
     if len(password) > MAX_PASSWORD_CHARS:
         password = password[: MAX_PASSWORD_CHARS + 1]  # cannot match; keeps the hashing work bounded
     if user is None:
@@ -91,14 +99,12 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
 def login(session: Session, *, email: str, password: str, client_ip: str,
           settings: Settings | None = None) -> TokenPair:
     """Rate-limited (per IP and per email) credential check, then a fresh token pair."""
-    from backend.coordinator.auth.limits import check_login_allowed
-
     settings = settings or get_settings()
-    retry_after = check_login_allowed(client_ip, normalise_email(email)[: MAX_EMAIL_CHARS + 1],
-                                      settings.rate_limit_login_per_minute)
-    if retry_after is not None:
+    refused = check_login_allowed(client_ip, normalise_email(email)[: MAX_EMAIL_CHARS + 1],
+                                  settings.rate_limit_login_per_minute)
+    if refused is not None:
         log.warning("login rate limited", extra={"client_ip": client_ip})
-        raise TooManyRequests(TOO_MANY_LOGINS, headers={"Retry-After": str(retry_after)})
+        raise TooManyRequests(TOO_MANY_LOGINS, headers=refused.headers())
     user = authenticate(session, email=email, password=password)
     pair = issue_tokens(session, user, settings=settings)
     session.commit()

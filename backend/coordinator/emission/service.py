@@ -47,7 +47,8 @@ def _reputation(value: float | None) -> Decimal:
     return min(Decimal(1), max(ZERO, rep))
 
 
-def compute_emission(session: Session, *, now: datetime, settings: Settings | None = None) -> list[dict[str, Any]]:
+def compute_emission(session: Session, *, now: datetime,
+                     settings: Settings | None = None) -> list[dict[str, Any]]:
     """What each non-banned worker would be paid now: [{worker_id, name, owner_user_id,
     uptime_minutes, uptime_ratio, reputation, amount}] (amount a Decimal, already capped)."""
     s = settings or get_settings()
@@ -64,7 +65,8 @@ def compute_emission(session: Session, *, now: datetime, settings: Settings | No
         up = min(MINUTES_PER_DAY, int(minutes.get(w.id, 0)))
         rep = _reputation(w.reputation)
         raw = base * up * rep / MINUTES_PER_DAY
-        rows.append({"worker_id": w.id, "name": w.name, "owner_user_id": w.owner_user_id, "uptime_minutes": up,
+        rows.append({"worker_id": w.id, "name": w.name, "owner_user_id": w.owner_user_id,
+                     "uptime_minutes": up,
                      "uptime_ratio": round(up / MINUTES_PER_DAY, 6), "reputation": float(rep), "raw": raw})
     total_raw = sum((r["raw"] for r in rows), ZERO)
     for r in rows:
@@ -84,7 +86,8 @@ def compute_emission(session: Session, *, now: datetime, settings: Settings | No
 
 def _public(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """JSON-safe rows (amounts as decimal strings)."""
-    return [{**r, "amount": fmt(r["amount"]) if isinstance(r["amount"], Decimal) else r["amount"]} for r in rows]
+    return [{**r, "amount": fmt(r["amount"]) if isinstance(r["amount"], Decimal) else r["amount"]}
+            for r in rows]
 
 
 def _run_dict(run: EmissionRun | None) -> dict[str, Any] | None:
@@ -125,12 +128,15 @@ def _run(session: Session, *, day: date, trigger: str, now: datetime) -> dict[st
         return _already(existing)
 
     rows = compute_emission(session, now=now, settings=s)
+    # Lock every account this run touches in id order first: no deadlock with concurrent settlements.
+    ledger.lock_user_accounts(session, [r["owner_user_id"] for r in rows if r["amount"] > 0])
     total = ZERO
     for r in rows:
         if r["amount"] <= 0:
             continue
         ledger.credit(session, user_id=r["owner_user_id"], amount=r["amount"], kind=EntryKind.daily_emission,
-                      idempotency_key=f"emission:{day.isoformat()}:{r['worker_id']}", worker_id=r["worker_id"],
+                      idempotency_key=f"emission:{day.isoformat()}:{r['worker_id']}",
+                      worker_id=r["worker_id"],
                       memo=f"daily emission {day.isoformat()} for worker {r['name']}")
         total += r["amount"]
     public = _public(rows)
@@ -193,7 +199,8 @@ def emission_status(session: Session, *, now: datetime | None = None) -> dict[st
     cap = Decimal(s.emission_cap_tokens)
     run_today = session.execute(select(EmissionRun).where(EmissionRun.day == today)).scalar_one_or_none()
     last = session.execute(
-        select(EmissionRun).order_by(EmissionRun.day.desc(), EmissionRun.id.desc()).limit(1)).scalar_one_or_none()
+        select(EmissionRun).order_by(EmissionRun.day.desc(), EmissionRun.id.desc()).limit(1)
+    ).scalar_one_or_none()
     if run_today is not None:
         emitted, run_cap = run_today.emitted, run_today.cap
         per_worker = (run_today.details or {}).get("per_worker", [])
@@ -203,7 +210,8 @@ def emission_status(session: Session, *, now: datetime | None = None) -> dict[st
         per_worker = _public(compute_emission(session, now=now, settings=s))
         source = "preview"
     return {"date": today.isoformat(), "cap_tokens": fmt(run_cap), "emitted_today_tokens": fmt(emitted),
-            "remaining_tokens": fmt(max(ZERO, run_cap - emitted)), "base_tokens": fmt(Decimal(s.emission_base_tokens)),
+            "remaining_tokens": fmt(max(ZERO, run_cap - emitted)),
+            "base_tokens": fmt(Decimal(s.emission_base_tokens)),
             "emission_time_utc": s.emission_time, "ran_today": run_today is not None,
             "last_run": _run_dict(last), "next_run_at": next_run_at(now, s),
             "per_worker_source": source, "per_worker": per_worker}

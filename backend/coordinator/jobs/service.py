@@ -180,10 +180,14 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
         return _give_up(session, assignment, job, body.error_message)
     if body.output is None:
         raise Unprocessable("output is required (or error_message to give the assignment back)")
-    if output_hash(body.output) != body.output_hash.lower():
+    validate_output(job.job_type, job.payload, body.output)
+    try:
+        computed = output_hash(body.output)
+    except (ValueError, UnicodeEncodeError):
+        raise Unprocessable("output cannot be encoded as canonical JSON") from None
+    if computed != body.output_hash.lower():
         raise BadRequest("Output hash does not match the output")
     _verify_signature(worker, body)
-    validate_output(job.job_type, job.payload, body.output)
     assignment.status = AssignmentStatus.submitted
     assignment.submitted_at = now_utc()
     assignment.output = body.output

@@ -32,7 +32,8 @@ def payload_chars(job_type: str, payload: dict[str, Any]) -> int:
     return _len(payload.get("text")) + _many(payload.get("texts"))
 
 
-def price_job(job_type: str, payload: dict[str, Any], settings: Settings | None = None) -> tuple[int, Decimal]:
+def price_job(job_type: str, payload: dict[str, Any],
+              settings: Settings | None = None) -> tuple[int, Decimal]:
     """(units, price) of a job: at least one unit, never below the minimum charge."""
     s = settings or get_settings()
     kind = str(job_type)

@@ -58,6 +58,8 @@ def _parse_amount(raw: Any) -> Decimal:
         raise Unprocessable("amount must be a decimal string such as \"10.5\"")
     try:
         amount = to_decimal(raw.strip() if isinstance(raw, str) else raw)
+    except ArithmeticError:  # decimal.InvalidOperation from quantize: e.g. "1e400"
+        raise Unprocessable("Invalid amount: out of range") from None
     except ValueError as exc:
         raise Unprocessable(f"Invalid amount: {exc}") from None
     if amount <= 0:

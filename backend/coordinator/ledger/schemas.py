@@ -38,8 +38,9 @@ class LedgerPage(BaseModel):
 
 class CreditIn(BaseModel):
     amount: Decimal | str = Field(
-        description="Tokens to credit, > 0, at most 9 decimal places. Send a decimal string (\"0.1\"); a JSON "
-                    "number is read from its literal text, exactly as written (never through a binary float).",
+        description="Tokens to credit, > 0, at most 9 decimal places. Send a decimal string (\"0.1\"); "
+                    "a JSON number is read from its literal text, exactly as written (never through a "
+                    "binary float).",
         examples=["100", "0.1"])
     memo: str = Field(default="", max_length=500)
     idempotency_key: str | None = Field(

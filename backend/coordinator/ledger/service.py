@@ -94,7 +94,8 @@ def _dialect(session: Session) -> str:
 
 def _system_ids(session: Session) -> dict[AccountKind, int]:
     rows = session.execute(
-        select(Account.kind, func.min(Account.id)).where(Account.kind.in_(SYSTEM_KINDS)).group_by(Account.kind)
+        select(Account.kind, func.min(Account.id)).where(Account.kind.in_(SYSTEM_KINDS))
+        .group_by(Account.kind)
     ).all()
     return {AccountKind(kind): int(acc_id) for kind, acc_id in rows}
 
@@ -234,6 +235,15 @@ def post_transaction(session: Session, *, kind: EntryKind, idempotency_key: str,
     return tx
 
 
+def lock_user_accounts(session: Session, user_ids: Iterable[int]) -> dict[int, int]:
+    """Create (if needed) and lock the accounts of these users and the system accounts, in id order;
+    returns {user_id: account_id}. Call before posting several transactions in one unit of work."""
+    system = ensure_system_accounts(session)
+    accounts = {uid: _account_id(session, uid) for uid in sorted(set(user_ids))}
+    lock_accounts(session, [*system.values(), *accounts.values()])
+    return accounts
+
+
 def credit_once(session: Session, *, user_id: int, amount: Decimal, memo: str = "", idempotency_key: str,
                 kind: EntryKind = EntryKind.admin_credit,
                 worker_id: int | None = None) -> tuple[LedgerTransaction, bool]:
@@ -244,7 +254,8 @@ def credit_once(session: Session, *, user_id: int, amount: Decimal, memo: str = 
     system = ensure_system_accounts(session)
     acc_id = _account_id(session, user_id)
     return _post(session, kind=kind, idempotency_key=idempotency_key,
-                 legs=[(system[AccountKind.issuance], -value), (acc_id, value)], worker_id=worker_id, memo=memo)
+                 legs=[(system[AccountKind.issuance], -value), (acc_id, value)], worker_id=worker_id,
+                 memo=memo)
 
 
 def credit(session: Session, *, user_id: int, amount: Decimal, memo: str = "", idempotency_key: str,
@@ -306,8 +317,9 @@ def job_settlement(session: Session, job_id: int) -> Settlement:
     return result
 
 
-def _lock_accounts(session: Session, account_ids: Iterable[int]) -> None:
-    """Row-lock accounts in id order up front (PostgreSQL), so settlements never deadlock."""
+def lock_accounts(session: Session, account_ids: Iterable[int]) -> None:
+    """Row-lock accounts in id order up front (PostgreSQL; SQLite already holds the write lock), so
+    transactions that move money between several accounts never deadlock with one another."""
     ids = sorted(set(account_ids))
     if ids and _dialect(session) == "postgresql":
         session.execute(select(Account.id).where(Account.id.in_(ids)).order_by(Account.id).with_for_update())
@@ -340,7 +352,7 @@ def settle_job(session: Session, *, job: Job, rewarded_owner_ids: Sequence[int] 
     clearing, pool = system[AccountKind.clearing], system[AccountKind.pool]
     client_acc = _account_id(session, job.client_user_id)
     payee_accs = [_account_id(session, owner_id) for _, owner_id in payees]
-    _lock_accounts(session, [client_acc, clearing, pool, *payee_accs])
+    lock_accounts(session, [client_acc, clearing, pool, *payee_accs])
 
     _, created = _post(session, kind=EntryKind.job_charge, idempotency_key=f"job:{job.id}:charge",
                        legs=[(client_acc, -price), (clearing, price)], job_id=job.id,
@@ -364,7 +376,8 @@ def settle_job(session: Session, *, job: Job, rewarded_owner_ids: Sequence[int] 
             continue
         key = (f"job:{job.id}:reward:{worker_id}" if worker_id is not None
                else f"job:{job.id}:reward:owner:{owner_id}:{i}")
-        _post(session, kind=EntryKind.worker_reward, idempotency_key=key, legs=[(clearing, -share), (acc, share)],
+        _post(session, kind=EntryKind.worker_reward, idempotency_key=key,
+              legs=[(clearing, -share), (acc, share)],
               job_id=job.id, worker_id=worker_id, memo=f"reward for job {job.id}")
         settlement.rewards.append({"worker_id": worker_id, "owner_user_id": owner_id, "amount": share})
     return settlement

@@ -8,18 +8,9 @@ import pytest
 from sqlmodel import select
 
 from backend.coordinator.auth import service
-from backend.core.config import get_settings
 from backend.core.security import hash_token, now_utc
 from backend.models import ApiKey, User
 from tests.factories import admin_login, make_api_key, make_user
-
-
-@pytest.fixture(autouse=True)
-def _generous_login_limit(monkeypatch):
-    monkeypatch.setenv("RATE_LIMIT_LOGIN_PER_MINUTE", "100000")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_create_list_revoke(coordinator, session):
@@ -34,13 +25,15 @@ def test_create_list_revoke(coordinator, session):
 
     row = session.get(ApiKey, created["id"])
     assert row.key_hash == hash_token(created["key"]) and created["key"] not in row.key_hash
+    key_hash = row.key_hash
+    session.rollback()  # end the read: on SQLite every transaction holds the write lock
 
     listing = coordinator.get("/auth/api-keys", headers=client.headers)
     assert listing.status_code == 200
     keys = listing.json()["api_keys"]
     assert len(keys) == 1
     assert set(keys[0]) == {"id", "name", "prefix", "created_at", "last_used_at", "revoked_at"}
-    assert created["key"] not in listing.text and row.key_hash not in listing.text
+    assert created["key"] not in listing.text and key_hash not in listing.text
     assert keys[0]["revoked_at"] is None
 
     assert coordinator.delete(f"/auth/api-keys/{created['id']}", headers=client.headers).status_code == 204
@@ -63,8 +56,8 @@ def test_list_shows_only_own_keys_and_other_users_key_is_404(coordinator):
     assert names == ["a1", "a2"]
     assert coordinator.delete(f"/auth/api-keys/{bob_key_id}", headers=alice.headers).status_code == 404
     assert coordinator.delete("/auth/api-keys/999999", headers=alice.headers).status_code == 404
-    assert [k["revoked_at"] for k in coordinator.get("/auth/api-keys", headers=bob.headers).json()["api_keys"]] \
-        == [None]
+    bob_keys = coordinator.get("/auth/api-keys", headers=bob.headers).json()["api_keys"]
+    assert [k["revoked_at"] for k in bob_keys] == [None]
 
 
 @pytest.mark.parametrize("role", ["worker_owner", "admin"])
@@ -132,6 +125,7 @@ def test_resolve_api_key(coordinator, session):
     session.commit()
     session.expire_all()
     assert again is not None and session.get(ApiKey, key.id).last_used_at == first_use
+    session.rollback()
     listed = coordinator.get("/auth/api-keys", headers=client.headers).json()["api_keys"][0]
     assert listed["last_used_at"] is not None
 

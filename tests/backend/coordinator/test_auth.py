@@ -14,15 +14,6 @@ from backend.models import RefreshToken, Role, User
 from tests.factories import PASSWORD, make_user, random_email
 
 
-@pytest.fixture(autouse=True)
-def _generous_login_limit(monkeypatch):
-    # Many logins from one test client address; the limit itself is tested with its own address.
-    monkeypatch.setenv("RATE_LIMIT_LOGIN_PER_MINUTE", "100000")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 def _register(client, email=None, password=PASSWORD, role="client"):
     return client.post("/auth/register", json={"email": email or random_email(), "password": password,
                                                "role": role})
@@ -30,6 +21,10 @@ def _register(client, email=None, password=PASSWORD, role="client"):
 
 def _login(client, email, password=PASSWORD):
     return client.post("/auth/login", json={"email": email, "password": password})
+
+
+def _refresh_status(client, refresh_token: str) -> int:
+    return client.post("/auth/refresh", json={"refresh_token": refresh_token}).status_code
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -72,7 +67,8 @@ def test_register_service_refuses_admin_role(session):
 @pytest.mark.parametrize("email", ["not-an-email", "a@b", "@example.com", "a@@example.com", "a b@example.com",
                                    "a@example..com", "x" * 310 + "@example.com", ""])
 def test_register_refuses_invalid_email(coordinator, email):
-    assert _register(coordinator, email=email).status_code == 422
+    r = coordinator.post("/auth/register", json={"email": email, "password": PASSWORD, "role": "client"})
+    assert r.status_code == 422
 
 
 def test_register_refuses_short_password_naming_the_minimum(coordinator):
@@ -107,11 +103,11 @@ def test_full_auth_flow(coordinator):
     assert new["refresh_token"] != tokens["refresh_token"]
     assert coordinator.get("/me", headers=_bearer(new["access_token"])).status_code == 200
     # The old refresh token stopped working.
-    assert coordinator.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+    assert _refresh_status(coordinator, tokens["refresh_token"]) == 401
 
     r = coordinator.post("/auth/logout", json={"refresh_token": new["refresh_token"]})
     assert r.status_code == 204 and r.content == b""
-    assert coordinator.post("/auth/refresh", json={"refresh_token": new["refresh_token"]}).status_code == 401
+    assert _refresh_status(coordinator, new["refresh_token"]) == 401
 
 
 def test_refresh_token_is_stored_only_as_hash(coordinator, session):
@@ -153,13 +149,14 @@ def test_inactive_user_cannot_log_in(coordinator, session):
     r = _login(coordinator, user.email)
     assert r.status_code == 401 and r.json()["detail"] == "Invalid email or password"
     assert coordinator.get("/me", headers=user.headers).status_code == 401
-    assert coordinator.post("/auth/refresh", json={"refresh_token": user.refresh_token}).status_code == 401
+    assert _refresh_status(coordinator, user.refresh_token) == 401
 
 
 def test_oauth2_password_form_login(coordinator):
     email = random_email()
     _register(coordinator, email=email)
-    r = coordinator.post("/auth/login", data={"grant_type": "password", "username": email, "password": PASSWORD})
+    form = {"grant_type": "password", "username": email, "password": PASSWORD}
+    r = coordinator.post("/auth/login", data=form)
     assert r.status_code == 200, r.text
     token = r.json()["access_token"]
     assert coordinator.get("/me", headers=_bearer(token)).status_code == 200
@@ -174,7 +171,8 @@ def test_login_openapi_documents_json_and_form(coordinator):
     content = spec["paths"]["/auth/login"]["post"]["requestBody"]["content"]
     assert {"application/json", "application/x-www-form-urlencoded"} <= set(content)
     schemes = spec["components"]["securitySchemes"]
-    assert any(s.get("flows", {}).get("password", {}).get("tokenUrl") == "/auth/login" for s in schemes.values())
+    token_urls = [s.get("flows", {}).get("password", {}).get("tokenUrl") for s in schemes.values()]
+    assert "/auth/login" in token_urls
 
 
 def test_login_malformed_bodies(coordinator):
@@ -269,7 +267,11 @@ def test_C16_hs512_with_the_real_secret_is_401(coordinator):
     import jwt
 
     user = make_user(coordinator)
-    token = jwt.encode(_claims(user.id), get_settings().jwt_secret, algorithm="HS512")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyJWT notes the secret is short for HS512: that is the point
+        token = jwt.encode(_claims(user.id), get_settings().jwt_secret, algorithm="HS512")
     assert coordinator.get("/me", headers=_bearer(token)).status_code == 401
     # The same claims with the configured algorithm do authenticate (the test is meaningful).
     good = jwt.encode(_claims(user.id), get_settings().jwt_secret, algorithm="HS256")
@@ -363,12 +365,13 @@ def test_C18_reusing_a_rotated_refresh_token_revokes_the_family(coordinator, ses
     replay = coordinator.post("/auth/refresh", json={"refresh_token": first})
     assert replay.status_code == 401
     # The family is revoked: the legitimately rotated descendant stops working too.
-    assert coordinator.post("/auth/refresh", json={"refresh_token": second}).status_code == 401
+    assert _refresh_status(coordinator, second) == 401
     # The old refresh token authenticates nowhere.
     assert coordinator.get("/me", headers=_bearer(first)).status_code == 401
     assert coordinator.get("/auth/api-keys", headers=_bearer(first)).status_code == 401
     rows = session.exec(select(RefreshToken).where(RefreshToken.user_id == user.id)).all()
     assert len(rows) == 2 and all(r.revoked_at is not None for r in rows)
+    session.rollback()  # end the read: on SQLite every transaction holds the write lock
     # Another login is a new family and is unaffected.
     assert _login(coordinator, user.email).status_code == 200
 
@@ -379,8 +382,8 @@ def test_C18_reuse_does_not_touch_other_sessions(coordinator):
     a = _login(coordinator, email).json()
     b = _login(coordinator, email).json()
     coordinator.post("/auth/refresh", json={"refresh_token": a["refresh_token"]})
-    assert coordinator.post("/auth/refresh", json={"refresh_token": a["refresh_token"]}).status_code == 401
-    assert coordinator.post("/auth/refresh", json={"refresh_token": b["refresh_token"]}).status_code == 200
+    assert _refresh_status(coordinator, a["refresh_token"]) == 401
+    assert _refresh_status(coordinator, b["refresh_token"]) == 200
 
 
 def test_expired_refresh_token_is_401(coordinator, session):
@@ -389,17 +392,18 @@ def test_expired_refresh_token_is_401(coordinator, session):
     from backend.core.security import now_utc
 
     user = make_user(coordinator)
-    row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == hash_token(user.refresh_token))).one()
+    stmt = select(RefreshToken).where(RefreshToken.token_hash == hash_token(user.refresh_token))
+    row = session.exec(stmt).one()
     row.expires_at = now_utc() - timedelta(seconds=1)
     session.add(row)
     session.commit()
-    assert coordinator.post("/auth/refresh", json={"refresh_token": user.refresh_token}).status_code == 401
+    assert _refresh_status(coordinator, user.refresh_token) == 401
 
 
 def test_refresh_validation(coordinator):
     assert coordinator.post("/auth/refresh", json={}).status_code == 422
-    assert coordinator.post("/auth/refresh", json={"refresh_token": ""}).status_code == 422
-    assert coordinator.post("/auth/refresh", json={"refresh_token": "omr_" + "x" * 5000}).status_code == 422
+    assert _refresh_status(coordinator, "") == 422
+    assert _refresh_status(coordinator, "omr_" + "x" * 5000) == 422
 
 
 # --- logout -----------------------------------------------------------------------------------
@@ -410,7 +414,7 @@ def test_logout_is_idempotent(coordinator):
     for _ in range(2):
         assert coordinator.post("/auth/logout", json={"refresh_token": user.refresh_token}).status_code == 204
     assert coordinator.post("/auth/logout", json={"refresh_token": "omr_unknown"}).status_code == 204
-    assert coordinator.post("/auth/refresh", json={"refresh_token": user.refresh_token}).status_code == 401
+    assert _refresh_status(coordinator, user.refresh_token) == 401
 
 
 def test_logout_with_bearer_only_revokes_all_of_the_users_refresh_tokens(coordinator):
@@ -419,8 +423,8 @@ def test_logout_with_bearer_only_revokes_all_of_the_users_refresh_tokens(coordin
     bystander = make_user(coordinator)
     assert coordinator.post("/auth/logout", headers=user.headers).status_code == 204
     for rt in (user.refresh_token, other["refresh_token"]):
-        assert coordinator.post("/auth/refresh", json={"refresh_token": rt}).status_code == 401
-    assert coordinator.post("/auth/refresh", json={"refresh_token": bystander.refresh_token}).status_code == 200
+        assert _refresh_status(coordinator, rt) == 401
+    assert _refresh_status(coordinator, bystander.refresh_token) == 200
 
 
 def test_logout_with_bearer_and_refresh_token(coordinator):
@@ -428,9 +432,22 @@ def test_logout_with_bearer_and_refresh_token(coordinator):
     other = _login(coordinator, user.email).json()
     r = coordinator.post("/auth/logout", json={"refresh_token": user.refresh_token}, headers=user.headers)
     assert r.status_code == 204
-    assert coordinator.post("/auth/refresh", json={"refresh_token": user.refresh_token}).status_code == 401
+    assert _refresh_status(coordinator, user.refresh_token) == 401
     # Only that session ended.
-    assert coordinator.post("/auth/refresh", json={"refresh_token": other["refresh_token"]}).status_code == 200
+    assert _refresh_status(coordinator, other["refresh_token"]) == 200
+
+
+def test_logout_with_expired_bearer_still_revokes_the_refresh_token(coordinator):
+    import time
+
+    import jwt
+
+    user = make_user(coordinator)
+    claims = _claims(user.id, exp=int(time.time()) - 10)
+    expired = jwt.encode(claims, get_settings().jwt_secret, algorithm="HS256")
+    r = coordinator.post("/auth/logout", json={"refresh_token": user.refresh_token}, headers=_bearer(expired))
+    assert r.status_code == 204
+    assert _refresh_status(coordinator, user.refresh_token) == 401
 
 
 def test_logout_without_any_credential_is_401(coordinator):
@@ -467,6 +484,24 @@ def test_login_rate_limit_per_ip(coordinator, monkeypatch):
     assert other.post("/auth/login", json={"email": random_email(), "password": "x" * 10}).status_code == 401
 
 
+def test_C23_login_limit_behind_a_trusted_proxy_uses_the_forwarded_client(coordinator, monkeypatch):
+    proxy = f"10.9.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+    monkeypatch.setenv("TRUSTED_PROXIES", proxy)
+    monkeypatch.setenv("RATE_LIMIT_LOGIN_PER_MINUTE", "2")
+    get_settings.cache_clear()
+    client = _client_from(coordinator, proxy)
+    real = f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+
+    def attempt(xff: str) -> int:
+        return client.post("/auth/login", json={"email": random_email(), "password": "Wrong-password-1"},
+                           headers={"X-Forwarded-For": xff}).status_code
+
+    # The client spoofs a left-most hop; the proxy appends the real address: the real one is limited.
+    assert [attempt(f"1.2.3.{i}, {real}") for i in range(3)] == [401, 401, 429]
+    # Another client behind the same proxy has its own quota.
+    assert attempt(f"198.19.{uuid.uuid4().int % 250}.7") == 401
+
+
 def test_login_rate_limit_per_email_does_not_reveal_existence(coordinator, monkeypatch):
     known = random_email()
     _register(coordinator, email=known)
@@ -484,19 +519,10 @@ def test_login_rate_limit_per_email_does_not_reveal_existence(coordinator, monke
         answers[email] = (codes, r.json(), set(r.headers) & {"retry-after"})
     assert answers[known] == answers[unknown]
     assert answers[known][0] == [401, 401, 401, 429]
+    assert answers[known][2] == {"retry-after"}
     # Even the right password is refused while over the limit.
     client = _client_from(coordinator, f"2001:db8::{uuid.uuid4().hex[:4]}")
     assert client.post("/auth/login", json={"email": known.upper(), "password": PASSWORD}).status_code == 429
-
-
-def test_fallback_sliding_window_limiter():
-    from backend.coordinator.auth.limits import SlidingWindowLimiter
-
-    lim = SlidingWindowLimiter()
-    results = [lim.hit("k", 3) for _ in range(4)]
-    assert [r.allowed for r in results] == [True, True, True, False]
-    assert results[2].remaining == 0 and results[3].retry_after >= 1
-    assert lim.hit("other", 3).allowed
 
 
 # --- the admin account ------------------------------------------------------------------------
@@ -518,7 +544,8 @@ def test_ensure_admin_survives_a_concurrent_creator(session, settings, monkeypat
 
     # Another process creates the admin between our lookup and our insert.
     with Session(get_engine()) as other:
-        other.add(User(email=settings.admin_email.lower(), password_hash=hash_password("x" * 12), role=Role.admin))
+        other.add(User(email=settings.admin_email.lower(), password_hash=hash_password("x" * 12),
+                       role=Role.admin))
         other.commit()
     real = service.get_user_by_email
     calls = {"n": 0}
@@ -537,7 +564,8 @@ def test_ensure_admin_survives_a_concurrent_creator(session, settings, monkeypat
 def test_ensure_admin_never_promotes_a_registered_account(session, settings):
     from backend.core.security import hash_password
 
-    session.add(User(email=settings.admin_email.lower(), password_hash=hash_password("y" * 12), role=Role.client))
+    session.add(User(email=settings.admin_email.lower(), password_hash=hash_password("y" * 12),
+                     role=Role.client))
     session.commit()
     assert service.ensure_admin(session, settings) is None
     session.commit()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 from sqlmodel import Session
 
@@ -57,15 +55,16 @@ def make_db_worker(session: Session, owner_id: int, *, reputation: float = 0.9, 
 
 
 def make_db_job(session: Session, client_id: int | None, price: str | Decimal, units: int = 1) -> Job:
-    job = Job(job_type=JobType.embed, payload={"text": "x"}, client_user_id=client_id, price=D(price), units=units,
-              deadline_at=now_utc() + timedelta(minutes=5))
+    job = Job(job_type=JobType.embed, payload={"text": "x"}, client_user_id=client_id, price=D(price),
+              units=units, deadline_at=now_utc() + timedelta(minutes=5))
     session.add(job)
     session.flush()
     return job
 
 
 def fund(session: Session, user_id: int, amount: str) -> None:
-    service.credit(session, user_id=user_id, amount=D(amount), memo="test", idempotency_key=f"t:{uuid.uuid4().hex}")
+    service.credit(session, user_id=user_id, amount=D(amount), memo="test",
+                   idempotency_key=f"t:{uuid.uuid4().hex}")
 
 
 def system_balance(session: Session, kind: AccountKind) -> Decimal:
@@ -181,7 +180,8 @@ def test_unbalanced_legs_are_refused(session):
     ids = service.ensure_system_accounts(session)
     with pytest.raises(ValueError):
         service.post_transaction(session, kind=EntryKind.refund, idempotency_key="bad",
-                                 legs=[(ids[AccountKind.pool], D("1")), (ids[AccountKind.clearing], D("-0.9"))])
+                                 legs=[(ids[AccountKind.pool], D("1")),
+                                       (ids[AccountKind.clearing], D("-0.9"))])
     with pytest.raises(ValueError):
         service.post_transaction(session, kind=EntryKind.refund, idempotency_key="float",
                                  legs=[(ids[AccountKind.pool], 0.1), (ids[AccountKind.clearing], -0.1)])
@@ -225,7 +225,8 @@ def _settle_setup(session, price="1"):
 
 def test_settle_job_charges_fee_and_rewards(session):
     client, (o1, w1), (o2, w2), job = _settle_setup(session)
-    result = service.settle_job(session, job=job, rewarded_workers=[(w1, o1), (w2, o2)], reserved_amount=job.price)
+    result = service.settle_job(session, job=job, rewarded_workers=[(w1, o1), (w2, o2)],
+                                reserved_amount=job.price)
     session.commit()
     assert result.settled_now and result.charged == D(1) and result.pool_fee == D("0.1")
     assert [r["amount"] for r in result.rewards] == [D("0.45"), D("0.45")]
@@ -341,48 +342,49 @@ def test_invariant_detects_unbalanced_and_negative(session):
 
 
 # -- property: any sequence of operations keeps the invariant ------------------------------------------
+# (seeded random sequences: hypothesis is not installed in this environment)
 
-_op = st.one_of(
-    st.tuples(st.just("credit"), st.integers(0, 2), st.decimals(min_value=D("0.000000001"), max_value=D("50"),
-                                                                   places=9)),
-    st.tuples(st.just("job"), st.integers(0, 2), st.decimals(min_value=D("0.000000001"), max_value=D("5"), places=9)),
-    st.tuples(st.just("fail"), st.integers(0, 2), st.decimals(min_value=D("0.000000001"), max_value=D("5"),
-                                                                 places=9)),
-    st.tuples(st.just("settle_again"), st.integers(0, 2), st.just(D(0))),
-)
+def _random_amount(rng: random.Random, top: int) -> Decimal:
+    return D(rng.randint(1, top * 10**9)).scaleb(-9)
 
 
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(_op, min_size=1, max_size=12), fee=st.integers(0, 10_000), nworkers=st.integers(0, 3))
-def test_property_operations_keep_the_invariant(monkeypatch, ops, fee, nworkers):
-    monkeypatch.setenv("POOL_FEE_BPS", str(fee))
+@pytest.mark.parametrize("seed", range(12))
+def test_property_operations_keep_the_invariant(monkeypatch, seed):
+    rng = random.Random(seed)
+    monkeypatch.setenv("POOL_FEE_BPS", str(rng.choice([0, 1, 1000, 3333, 9999, 10_000])))
     get_settings.cache_clear()
     with new_session() as s:
         clients = [make_db_user(s) for _ in range(3)]
-        owners = [make_db_user(s, Role.worker_owner) for _ in range(nworkers)]
+        owners = [make_db_user(s, Role.worker_owner) for _ in range(rng.randint(0, 3))]
         workers = [(make_db_worker(s, o), o) for o in owners]
+        s.commit()
         settled: list[Job] = []
         expected = {c: D(0) for c in clients}
-        for name, who, amount in ops:
-            client = clients[who]
+        for _ in range(rng.randint(5, 25)):
+            name = rng.choice(["credit", "job", "job", "fail", "settle_again"])
+            client = rng.choice(clients)
             if name == "credit":
+                amount = _random_amount(rng, 20)
                 fund(s, client, str(amount))
                 expected[client] += amount
             elif name in ("job", "fail"):
+                amount = _random_amount(rng, 5)
                 job = make_db_job(s, client, amount)
                 try:
                     service.reserve(s, user_id=client, amount=amount)
                 except InsufficientBalance:
                     assert service.balances(s, client)[2] < amount
+                    s.rollback()
                     continue
                 if name == "job":
-                    service.settle_job(s, job=job, rewarded_workers=workers)
+                    paid = rng.sample(workers, rng.randint(0, len(workers)))
+                    service.settle_job(s, job=job, rewarded_workers=paid)
                     expected[client] -= amount
                     settled.append(job)
                 else:
                     service.release(s, user_id=client, amount=amount)
             elif settled:
-                service.settle_job(s, job=settled[-1], rewarded_workers=workers)
+                service.settle_job(s, job=rng.choice(settled), rewarded_workers=workers)
             s.commit()
             report = service.verify_invariants(s)
             assert report["ok"], report["problems"]

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.core.config import get_settings
 from tests.factories import make_user
-
-
-@pytest.fixture(autouse=True)
-def _generous_login_limit(monkeypatch):
-    monkeypatch.setenv("RATE_LIMIT_LOGIN_PER_MINUTE", "100000")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize("role", ["client", "worker_owner"])

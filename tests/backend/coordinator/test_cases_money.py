@@ -1,0 +1,189 @@
+"""Field cases about money: C25 (concurrent debits), C27 (pay once), C28 (exact decimals)."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from backend.coordinator.ledger import service
+from backend.core.errors import InsufficientBalance
+from backend.core.money import Money, fmt
+from backend.models import Account, AccountKind, EntryKind, LedgerEntry, Role
+from tests.backend.coordinator.test_ledger import (
+    fund,
+    make_db_job,
+    make_db_user,
+    make_db_worker,
+    new_session,
+)
+from tests.factories import admin_login, make_user
+
+D = Decimal
+
+
+def _run_threads(n: int, target) -> list:
+    results: list = [None] * n
+    barrier = threading.Barrier(n)
+
+    def _wrap(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results[i] = exc
+
+    threads = [threading.Thread(target=_wrap, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_C25_concurrent_debits(session):
+    client = make_db_user(session)
+    owner = make_db_user(session, Role.worker_owner)
+    worker = make_db_worker(session, owner)
+    fund(session, client, "10")
+    jobs = [make_db_job(session, client, "1").id for _ in range(20)]
+    session.commit()
+
+    def admit_and_settle(i: int) -> str:
+        # Each request is its own unit of work on its own connection, as in the coordinator.
+        with new_session() as s:
+            try:
+                service.reserve(s, user_id=client, amount=D(1))
+                s.commit()
+            except InsufficientBalance:
+                s.rollback()
+                return "402"
+        with new_session() as s:
+            from backend.models import Job
+
+            service.settle_job(s, job=s.get(Job, jobs[i]), rewarded_workers=[(worker, owner)])
+            s.commit()
+        return "200"
+
+    results = _run_threads(20, admit_and_settle)
+    assert sorted(results) == ["200"] * 10 + ["402"] * 10, results
+    assert service.balances(session, client) == (D(0), D(0), D(0))
+    assert service.verify_invariants(session) == {"ok": True, "problems": []}
+
+    # Two concurrent debits of 50 against 1000 end at 900.
+    other = make_db_user(session)
+    fund(session, other, "1000")
+    big = [make_db_job(session, other, "50").id for _ in range(2)]
+    session.commit()
+
+    def debit(i: int) -> None:
+        with new_session() as s:
+            from backend.models import Job
+
+            service.reserve(s, user_id=other, amount=D(50))
+            service.settle_job(s, job=s.get(Job, big[i]), rewarded_workers=[(worker, owner)])
+            s.commit()
+
+    assert _run_threads(2, debit) == [None, None]
+    assert service.balances(session, other) == (D(900), D(0), D(900))
+    assert service.verify_invariants(session)["ok"]
+
+
+def test_C25_concurrent_reserves_never_overdraw(session):
+    client = make_db_user(session)
+    fund(session, client, "10")
+    session.commit()
+
+    def reserve_one(_: int) -> bool:
+        with new_session() as s:
+            try:
+                service.reserve(s, user_id=client, amount=D(1))
+                s.commit()
+                return True
+            except InsufficientBalance:
+                return False
+
+    results = _run_threads(20, reserve_one)
+    assert results.count(True) == 10 and results.count(False) == 10
+    assert service.balances(session, client) == (D(10), D(10), D(0))
+
+
+def test_C27_concurrent_settlements_of_one_job_pay_once(session):
+    client = make_db_user(session)
+    owner = make_db_user(session, Role.worker_owner)
+    worker = make_db_worker(session, owner)
+    fund(session, client, "5")
+    job_id = make_db_job(session, client, "1").id
+    service.reserve(session, user_id=client, amount=D(1))
+    service.reserve(session, user_id=client, amount=D(2))  # another job's hold must survive
+    session.commit()
+
+    def settle(_: int) -> bool:
+        with new_session() as s:
+            from backend.models import Job
+
+            r = service.settle_job(s, job=s.get(Job, job_id), rewarded_workers=[(worker, owner)])
+            s.commit()
+            return r.settled_now
+
+    results = _run_threads(4, settle)
+    assert results.count(True) == 1 and results.count(False) == 3, results
+    assert service.balances(session, client) == (D(4), D(2), D(2))
+    assert service.balances(session, owner)[0] == D("0.9")
+    assert service.verify_invariants(session)["ok"]
+
+
+def test_C28_money_type_round_trips_exactly(session):
+    money = Money()
+    for text in ("0.3", "12345678.123456789", "0.000000001", "9000000000"):
+        stored = money.process_bind_param(D(text), None)
+        assert isinstance(stored, int)
+        assert money.process_result_value(stored, None) == D(text)
+    total = sum((D("0.000001") for _ in range(1_000_000)), D(0))
+    assert fmt(money.process_result_value(money.process_bind_param(total, None), None)) == "1"
+
+
+def test_C28_many_tiny_charges_are_exact(session):
+    client = make_db_user(session)
+    fund(session, client, "1")
+    ids = service.ensure_system_accounts(session)
+    acc = service.account_for_user(session, client).id
+    for i in range(2000):
+        service.post_transaction(session, kind=EntryKind.job_charge, idempotency_key=f"tiny:{i}",
+                                 legs=[(acc, D("-0.000001")), (ids[AccountKind.pool], D("0.000001"))])
+    session.commit()
+    assert service.balances(session, client)[0] == D("0.998")
+    pool = session.execute(select(Account.balance).where(Account.kind == AccountKind.pool)).scalar_one()
+    assert fmt(pool) == "0.002"
+    legs = session.execute(select(func.sum(LedgerEntry.amount))
+                           .where(LedgerEntry.account_id == acc)).scalar_one()
+    assert legs == D("0.998")
+    assert service.verify_invariants(session)["ok"]
+
+
+def test_C28_balances_over_http_are_exact_strings(coordinator, settings):
+    admin = admin_login(coordinator, settings)
+    user = make_user(coordinator, "worker_owner")
+    # 0.1 three times: as a string, as a JSON number, and as raw JSON text with a float literal
+    assert coordinator.post(f"/admin/users/{user.id}/credit", json={"amount": "0.1", "memo": "a"},
+                            headers=admin.headers).status_code == 201
+    assert coordinator.post(f"/admin/users/{user.id}/credit", json={"amount": 0.1, "memo": "b"},
+                            headers=admin.headers).status_code == 201
+    r = coordinator.post(f"/admin/users/{user.id}/credit", content=b'{"amount": 0.1, "memo": "c"}',
+                         headers={**admin.headers, "Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert r.json()["balance"] == "0.3"
+    body = coordinator.get("/me/balance", headers=user.headers).json()
+    assert body == {"currency": "TOK", "balance": "0.3", "reserved": "0", "available": "0.3"}
+
+    other = make_user(coordinator)
+    r = coordinator.post(f"/admin/users/{other.id}/credit",
+                         content=b'{"amount": 12345678.123456789, "memo": "x"}',
+                         headers={**admin.headers, "Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert r.json()["amount"] == "12345678.123456789"
+    assert coordinator.get("/me/balance", headers=other.headers).json()["balance"] == "12345678.123456789"
+    ledger = coordinator.get("/me/ledger", headers=other.headers).json()
+    assert ledger["items"][0]["amount"] == "12345678.123456789"
+    assert isinstance(ledger["items"][0]["amount"], str)
