@@ -109,8 +109,13 @@ def coordinator() -> Iterator[TestClient]:
     """The coordinator app, with its lifespan run (schema, admin account, system accounts)."""
     from backend.coordinator.main import create_app
 
+    from tests.backend.coordinator.jobhelpers import BackgroundRequest
+
     with TestClient(create_app()) as client:
-        yield client
+        try:
+            yield client
+        finally:
+            BackgroundRequest.join_all()
 
 
 @pytest.fixture

@@ -37,8 +37,8 @@ def verify_password(password: str, password_hash: str) -> bool:
 
 
 def now_utc() -> datetime:
-    """Naive UTC now: the database stores naive UTC timestamps on SQLite and PostgreSQL alike."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Aware UTC now: SQLModel stores and returns aware UTC datetimes on SQLite and PostgreSQL alike."""
+    return datetime.now(UTC)
 
 
 def create_access_token(user_id: int, role: str) -> str:

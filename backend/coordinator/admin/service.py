@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
@@ -21,6 +21,11 @@ def _job_row(job: Job) -> dict[str, Any]:
             "created_at": job.created_at, "finished_at": job.finished_at}
 
 
+def _as_utc(moment: datetime) -> datetime:
+    """A filter bound without an offset is read as UTC, the zone every stored timestamp is in."""
+    return moment.replace(tzinfo=UTC) if moment.utcoffset() is None else moment
+
+
 def list_jobs(session: Session, *, status: JobStatus | None, job_type: JobType | None, client_id: int | None,
               worker_id: int | None, is_audit: bool | None, since: datetime | None, until: datetime | None,
               limit: int, offset: int) -> dict[str, Any]:
@@ -34,9 +39,9 @@ def list_jobs(session: Session, *, status: JobStatus | None, job_type: JobType |
     if is_audit is not None:
         conds.append(col(Job.is_audit).is_(is_audit))
     if since:
-        conds.append(col(Job.created_at) >= since.replace(tzinfo=None))
+        conds.append(col(Job.created_at) >= _as_utc(since))
     if until:
-        conds.append(col(Job.created_at) < until.replace(tzinfo=None))
+        conds.append(col(Job.created_at) < _as_utc(until))
     if worker_id is not None:
         conds.append(col(Job.id).in_(select(Assignment.job_id).where(Assignment.worker_id == worker_id)))
     total = session.exec(select(func.count()).select_from(Job).where(*conds)).one()

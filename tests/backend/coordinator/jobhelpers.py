@@ -62,9 +62,19 @@ def work_once(client: TestClient, worker: TestWorker, output=None) -> dict[str, 
 class BackgroundRequest(threading.Thread):
     """A gateway call held open by the coordinator while the test plays the workers."""
 
+    # The TestClient cannot shut its app down while another thread's request is in flight (it hangs),
+    # so the `coordinator` fixture joins every request still open before it exits.
+    open_requests: list[BackgroundRequest] = []
+
     def __init__(self, client: TestClient, path: str, body: dict[str, Any]) -> None:
         super().__init__(daemon=True)
         self.client, self.path, self.body, self.response = client, path, body, None
+        BackgroundRequest.open_requests.append(self)
+
+    @classmethod
+    def join_all(cls, timeout: float = 60) -> None:
+        while cls.open_requests:
+            cls.open_requests.pop().join(timeout)
 
     def run(self) -> None:
         self.response = self.client.post(self.path, json=self.body, headers=INTERNAL)

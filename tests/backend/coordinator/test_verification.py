@@ -173,23 +173,30 @@ def test_C11_malformed_signatures_and_keys(coordinator, settings):
 
 def test_expired_lease_goes_to_another_worker(coordinator, settings, monkeypatch):
     _, _, key, (w1, w2, w3) = setup_pool(coordinator, settings, n_workers=3)
-    monkeypatch.setenv("ASSIGNMENT_LEASE_SECONDS", "0.2")
+    monkeypatch.setenv("ASSIGNMENT_LEASE_SECONDS", "1.0")
     get_settings.cache_clear()
     req = embed_request(coordinator, key, "lease")
-    items = {w.id: poll(coordinator, w, wait=0.5) for w in (w1, w2, w3)}
-    dead, alive = [w for w in (w1, w2, w3) if items[w.id]]
-    spare = next(w for w in (w1, w2, w3) if not items[w.id])
-    submit(coordinator, alive, items[alive.id])
     import time
 
-    time.sleep(0.3)
+    items: dict = {}
+    for _ in range(100):  # the job is created by the background request: wait for its two leases
+        for w in (w1, w2, w3):
+            items[w.id] = items.get(w.id) or poll(coordinator, w)
+        if sum(1 for v in items.values() if v) == 2:
+            break
+        time.sleep(0.05)
+    dead, alive = [w for w in (w1, w2, w3) if items[w.id]]
+    spare = next(w for w in (w1, w2, w3) if not items[w.id])
+    assert submit(coordinator, alive, items[alive.id]).status_code == 200
+    time.sleep(1.1)
     assert sweep.run_once()["leases"] == 1
     late = submit(coordinator, dead, items[dead.id])
     assert late.status_code == 409
     monkeypatch.setenv("ASSIGNMENT_LEASE_SECONDS", "30")
     get_settings.cache_clear()
     assert submit(coordinator, spare, wait_for_assignment(coordinator, spare)).status_code == 200
-    assert req.result().status_code == 200
+    res = req.result()
+    assert res.status_code == 200, res.text
 
 
 def test_silent_worker_goes_offline_and_gets_no_work(coordinator, settings, monkeypatch):
