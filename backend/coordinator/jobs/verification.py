@@ -83,7 +83,7 @@ def evaluate(session: Session, job: Job) -> None:
     for i, first in enumerate(results):
         for second in results[i + 1:]:
             if compare(job.job_type, first.output, second.output)[0]:
-                _finalize(session, job, first.output, "redundancy" if len(results) == 2 else "dispute",
+                _finalize(session, job, first.output, "pair" if len(results) == 2 else "dispute",
                           results, assignments)
                 return
     if any(a.status in OPEN_ASSIGNMENT_STATUSES for a in assignments):

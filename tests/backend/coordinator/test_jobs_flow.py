@@ -38,7 +38,7 @@ def test_embed_job_is_verified_by_two_workers_and_charged(coordinator, settings)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["output"]["embedding"] == fake_embedding("hello")
-    assert body["verification"]["method"] == "redundancy"
+    assert body["verification"]["method"] == "pair"
     assert {w["worker_id"] for w in body["verification"]["workers"]} == {w1.id, w2.id}
     bal = coordinator.get("/me/balance", headers=client_user.headers).json()
     assert Decimal(bal["balance"]) == Decimal("10") - Decimal(body["price"])
