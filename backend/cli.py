@@ -39,9 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument("--backend", default=os.environ.get("OPENMESH_WORKER_BACKEND", "onnx"),
                     choices=["onnx", "torch"], help="worker runtime")
     up.add_argument("--exit-after-ready", action="store_true", help=argparse.SUPPRESS)
-    dash = sub.add_parser("dashboard", help="run the Reflex dashboard")
-    dash.add_argument("--port", type=int, default=3000)
-    dash.add_argument("--backend-port", type=int, default=8000)
+    dash = sub.add_parser("dashboard", help="run the Reflex dashboard against a coordinator and a gateway")
+    dash.add_argument("--port", type=int, default=3000, help="page port (default 3000)")
+    dash.add_argument("--backend-port", type=int, default=8000, help="Reflex state server port (default 8000)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on and that browsers use")
+    dash.add_argument("--coordinator", default=None, help="coordinator URL (env COORDINATOR_URL, default :8001)")
+    dash.add_argument("--gateway", default=None, help="gateway URL (env GATEWAY_URL, default :8002)")
+    dash.add_argument("--dev", action="store_true", help="Reflex dev mode with hot reload (for dashboard work)")
     args = parser.parse_args(argv)
 
     if args.command == "coordinator":
@@ -56,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "dashboard":
         from dashboard.run import run_dashboard
 
-        raise SystemExit(run_dashboard(port=args.port, backend_port=args.backend_port))
+        raise SystemExit(run_dashboard(port=args.port, backend_port=args.backend_port, host=args.host,
+                                       coordinator_url=args.coordinator, gateway_url=args.gateway,
+                                       mode="dev" if args.dev else "static"))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from dashboard.pages.workers import workers_page
 from dashboard.state.auth import AuthState
 from dashboard.state.login import LoginState, RegisterState
 
-app = rx.App()
+app = rx.App(head_components=[rx.el.link(rel="icon", type="image/svg+xml", href="/favicon.svg")])
 
 app.add_page(index_page, route=routes.HOME, title="OpenMesh Pool", on_load=AuthState.redirect_home)
 app.add_page(login_page, route=routes.LOGIN, title="Login · OpenMesh Pool", on_load=LoginState.on_load)

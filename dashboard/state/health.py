@@ -19,6 +19,14 @@ SERVICES = ("coordinator", "gateway")
 _PREVIOUS: dict[str, dict[str, tuple[float, metrics.Snapshot]]] = {}
 
 
+def _check_text(check: dict) -> str:
+    """One readiness check as the operator reads it; an optional dependency that is off is not "ok"."""
+    if check.get("configured") is False:
+        return "not configured"
+    text = "ok" if check.get("ok") else "failing"
+    return text + (f" ({check['backend']})" if check.get("backend") else "")
+
+
 class HealthState(AuthState):
     """Health/Metrics page (admin); refreshed every few seconds while the page is open."""
 
@@ -72,11 +80,7 @@ class HealthState(AuthState):
         self.ready_ok = data["ready_status"] == 200
         checks = ready.get("checks", ready)
         self.ready = {
-            str(k): (
-                ("ok" if v.get("ok") else "failing") + (f" ({v['backend']})" if v.get("backend") else "")
-                if isinstance(v, dict)
-                else fmt.text(v)
-            )
+            str(k): _check_text(v) if isinstance(v, dict) else fmt.text(v)
             for k, v in checks.items()
             if k not in ("service", "status", "ready")
         }
