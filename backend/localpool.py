@@ -24,9 +24,9 @@ OWNER_EMAIL = "owner@openmesh.local"
 
 
 class Pool:
-    def __init__(self) -> None:
+    def __init__(self, logs: Path | None = None) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.logs = DATA_DIR / "logs"
+        self.logs = logs or DATA_DIR / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -84,10 +84,11 @@ def _user(c: httpx.Client, email: str, role: str) -> dict[str, str]:
     return _login(c, email, DEMO_PASSWORD)
 
 
-def seed(coordinator_url: str, n_workers: int) -> dict:
+def seed(coordinator_url: str, n_workers: int, *, max_concurrency: int = 16,
+         keys_dir: Path | None = None) -> dict:
     """Demo client (balance + a fresh API key) and a worker owner with n registered workers."""
     s = get_settings()
-    keys_dir = DATA_DIR / "workers"
+    keys_dir = keys_dir or DATA_DIR / "workers"
     keys_dir.mkdir(parents=True, exist_ok=True)
     with httpx.Client(base_url=coordinator_url, timeout=30) as c:
         admin = _login(c, s.admin_email, s.admin_password)
@@ -115,7 +116,7 @@ def seed(coordinator_url: str, n_workers: int) -> dict:
                     name = f"{name}-{int(time.time())}"
                 r = c.post("/workers/register", headers=owner, json={
                     "name": name, "region": "local", "public_key": public_key,
-                    "specs_json": {"estimated_latency_ms": 20, "max_concurrency": 16}})
+                    "specs_json": {"estimated_latency_ms": 20, "max_concurrency": max_concurrency}})
                 r.raise_for_status()
                 worker_id = r.json()["id"]
             workers.append({"id": worker_id, "name": name, "key_file": str(key_file)})
@@ -156,6 +157,10 @@ def run_pool(*, dashboard: bool = True, n_workers: int = 2, backend: str = "onnx
     py = sys.executable
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     pool = Pool()
+    # SIGTERM (kill, a service manager) and SIGINT stop the children the same way as Ctrl-C; a shell
+    # that starts us in the background leaves SIGINT ignored, so both handlers are set explicitly.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _interrupt)
     print("Starting OpenMesh Pool (data in .openmesh/) ...")
     try:
         co_port = s.coordinator_url.rsplit(":", 1)[1].split("/")[0]
@@ -191,6 +196,10 @@ def run_pool(*, dashboard: bool = True, n_workers: int = 2, backend: str = "onnx
     finally:
         pool.stop()
         print("Stopped.")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_workers_online(pool: Pool, coordinator_url: str, n: int, timeout: float = 180) -> None:
