@@ -98,7 +98,13 @@ def jobs_page() -> rx.Component:
         rx.cond(
             JobsState.loaded,
             rx.vstack(
-                rx.text(JobsState.total, " ", tr("jobs_count"), size="2", id="jobs-count"),
+                rx.hstack(
+                    rx.text(JobsState.total, " ", tr("jobs_count"), size="2", id="jobs-count"),
+                    rx.cond(JobsState.live, rx.badge(tr("live"), color_scheme="green")),
+                    rx.text(tr("updated"), " ", JobsState.last_update, size="1", color_scheme="gray"),
+                    align="center",
+                    spacing="2",
+                ),
                 rx.cond(JobsState.rows.length() > 0, _table(), empty_state(tr("no_jobs"))),
                 pagination(
                     JobsState.page, JobsState.pages, JobsState.total, JobsState.prev_page, JobsState.next_page

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import reflex as rx
 
-from dashboard import api
+from dashboard import api, routes
 from dashboard.state import format as fmt
 from dashboard.state.auth import AuthState
 
 PAGE_SIZE = 50
+REFRESH_SECONDS = 3
 
 
 def _job_row(j: dict) -> dict[str, str]:
@@ -40,6 +43,8 @@ class JobsState(AuthState):
     until: str = ""
     demo_count: str = "10"
     loaded: bool = False
+    live: bool = False
+    last_update: str = ""
     error: str = ""
     notice: str = ""
 
@@ -47,11 +52,8 @@ class JobsState(AuthState):
     def pages(self) -> int:
         return max(1, -(-self.total // PAGE_SIZE))
 
-    @rx.event
-    async def load(self):
-        if not self.is_authenticated:
-            return None
-        filters = {
+    def _filters(self) -> dict:
+        return {
             "status": "" if self.status == "all" else self.status,
             "job_type": "" if self.job_type == "all" else self.job_type,
             "client_id": self.client_id.strip(),
@@ -61,19 +63,48 @@ class JobsState(AuthState):
             "limit": PAGE_SIZE,
             "offset": (self.page - 1) * PAGE_SIZE,
         }
+
+    def _apply(self, data: dict) -> None:
+        self.rows = [_job_row(j) for j in data.get("items", [])]
+        self.total = int(data.get("total", len(self.rows)))
+        self.error = ""
+        self.last_update = time.strftime("%H:%M:%S")
+        self.loaded = True
+
+    @rx.event
+    async def load(self):
+        if not self.is_authenticated:
+            return None
         try:
-            data = await self.api().admin_jobs(**filters)
-            self.rows = [_job_row(j) for j in data.get("items", [])]
-            self.total = int(data.get("total", len(self.rows)))
-            self.error = ""
+            self._apply(await self.api().admin_jobs(**self._filters()))
         except api.SessionExpired:
             return await self.expire()
         except api.ApiError as exc:
             self.rows = []
             self.total = 0
             self.error = exc.message
-        self.loaded = True
+            self.loaded = True
+        if not self.live:
+            self.live = True
+            return JobsState.poll
         return None
+
+    @rx.event(background=True)
+    async def poll(self):
+        """Re-read the current page every few seconds while it is open, so new jobs appear by themselves."""
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            async with self:
+                if not self.is_authenticated or self.router.url.path != routes.JOBS:
+                    self.live = False
+                    return
+                client, filters = self.api(), self._filters()
+            try:
+                data = await client.admin_jobs(**filters)
+            except api.ApiError:
+                continue  # the next manual action shows the error; the loop keeps trying quietly
+            async with self:
+                self._apply(data)
 
     @rx.event
     def apply_filters(self, form: dict):

@@ -79,6 +79,7 @@ def start_coordinator(tmp: Path) -> tuple[str, subprocess.Popen, Path]:
         "ADMIN_EMAIL": ADMIN[0],
         "ADMIN_PASSWORD": ADMIN[1],
         "SCHEDULER_ENABLED": "false",
+        "AUDIT_RATE": "0",  # job counts on screen are asserted exactly; audits are tested elsewhere
         "ENVIRONMENT": "test",
         "COORDINATOR_INTERNAL_TOKEN": INTERNAL_TOKEN,
         "RATE_LIMIT_LOGIN_PER_MINUTE": "1000",
@@ -104,6 +105,36 @@ def start_coordinator(tmp: Path) -> tuple[str, subprocess.Popen, Path]:
     return url, proc, db
 
 
+def _spawn(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_gateway(coordinator_url: str, tmp: Path) -> tuple[str, subprocess.Popen]:
+    """A real gateway on a free port in front of `coordinator_url`."""
+    port = _free_port()
+    log = tmp / "gateway.log"
+    proc = _spawn([sys.executable, "-m", "backend.cli", "gateway", "--port", str(port)],
+                  {"COORDINATOR_URL": coordinator_url, "COORDINATOR_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                   "ENVIRONMENT": "test", "POLL_TIMEOUT_SECONDS": "30"}, tmp, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url + "/health", 60, proc, log)
+    except RuntimeError:
+        stop_process(proc)
+        raise
+    return url, proc
+
+
+def start_worker(coordinator_url: str, worker_id: int, key_file: Path, tmp: Path) -> subprocess.Popen:
+    """A real worker process (ONNX backend, the packaged model) owned by OWNER."""
+    return _spawn([sys.executable, "-m", "worker", "run", "--coordinator", coordinator_url,
+                   "--worker-id", str(worker_id), "--key-file", str(key_file), "--backend", "onnx"],
+                  {"OPENMESH_EMAIL": OWNER[0], "OPENMESH_PASSWORD": OWNER[1], "HF_HUB_OFFLINE": "1"},
+                  tmp, tmp / f"worker-{worker_id}.log")
+
+
 def stop_process(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -112,8 +143,8 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def start_dashboard(coordinator_url: str, logs: Path) -> tuple[str, list[subprocess.Popen]]:
-    """The exported frontend (built once) + the Reflex backend pointed at `coordinator_url`."""
+def start_dashboard(coordinator_url: str, gateway_url: str, logs: Path) -> tuple[str, list[subprocess.Popen]]:
+    """The exported frontend (built once) + the Reflex backend pointed at the coordinator and gateway."""
     sys.path.insert(0, str(ROOT))
     from dashboard import run
 
@@ -122,7 +153,7 @@ def start_dashboard(coordinator_url: str, logs: Path) -> tuple[str, list[subproc
         frontend_port=frontend,
         backend_port=backend,
         coordinator_url=coordinator_url,
-        gateway_url="http://127.0.0.1:9",
+        gateway_url=gateway_url,
         log_dir=logs,
     )
     try:
@@ -144,10 +175,39 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class Api:
-    """Direct coordinator calls, to seed data and to check that the screen matches the API."""
+    """Direct coordinator (and gateway) calls, to seed data and to check that the screen matches the API.
 
-    def __init__(self, base: str):
+    The pool is real: besides two registered-but-offline workers, two worker processes run the model.
+    """
+
+    def __init__(self, base: str, tmp: Path):
         self.base = base
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+        self.gateway, gw_proc = start_gateway(base, tmp)
+        self.procs.append(gw_proc)
+
+    def start_real_workers(self, n: int = 2) -> None:
+        from worker.signing import generate_key, public_key_b64url, save_key
+
+        for i in range(1, n + 1):
+            key = generate_key()
+            key_file = save_key(self.tmp / f"onnx-{i}.key", key, force=True)
+            r = self.post(OWNER, "/workers/register", {
+                "name": f"onnx-{i}", "region": "local", "public_key": public_key_b64url(key),
+                "specs_json": {"estimated_latency_ms": 10, "max_concurrency": 16, "backend": "onnx"}})
+            assert r.status_code == 201, r.text
+            self.procs.append(start_worker(self.base, r.json()["id"], key_file, self.tmp))
+        deadline = time.monotonic() + 120
+        while httpx.get(self.base + "/ready").json().get("workers_online", 0) < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError("real workers did not come online: " + "; ".join(
+                    p.read_text()[-500:] for p in self.tmp.glob("worker-*.log")))
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            stop_process(proc)
 
     def token(self, who: tuple[str, str]) -> str:
         r = httpx.post(self.base + "/auth/login", json={"email": who[0], "password": who[1]})
@@ -164,11 +224,11 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def api(coordinator: str) -> Api:
-    """The coordinator with a client (credited), a worker owner with two workers, and a few demo jobs."""
+def api(coordinator: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The pool with a client (credited), a worker owner with four workers (two real), and demo jobs."""
     from nacl.signing import SigningKey
 
-    a = Api(coordinator)
+    a = Api(coordinator, tmp_path_factory.mktemp("pool"))
     for email, password in (CLIENT, OWNER):
         role = "client" if (email, password) == CLIENT else "worker_owner"
         r = httpx.post(
@@ -189,18 +249,22 @@ def api(coordinator: str) -> Api:
         )
         assert r.status_code in (201, 409), r.text
     client_id = a.get(CLIENT, "/me")["id"]
+    a.start_real_workers()
     r = a.post(ADMIN, f"/admin/users/{client_id}/credit", {"amount": "25.5", "memo": "browser test credit"})
     assert r.status_code in (200, 201), r.text
     r = a.post(ADMIN, "/admin/jobs/enqueue-demo", {"count": 3})
     assert r.status_code in (200, 201), r.text
-    return a
+    try:
+        yield a
+    finally:
+        a.stop()
 
 
 @pytest.fixture(scope="session")
 def dashboard(api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from dashboard import run
 
-    url, procs = start_dashboard(api.base, tmp_path_factory.mktemp("dashboard"))
+    url, procs = start_dashboard(api.base, api.gateway, tmp_path_factory.mktemp("dashboard"))
     try:
         yield url
     finally:

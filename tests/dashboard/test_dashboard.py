@@ -88,6 +88,20 @@ class TestAdminPages:
         assert after == before + 10
         page.wait_for_function(f"document.querySelector('#jobs-count').innerText.startsWith('{after} ')")
 
+    def test_jobs_page_refreshes_live_after_a_new_job(self, page, api):
+        login(page, ADMIN, "/workers")
+        page.goto(page.base + "/jobs")
+        page.locator("#jobs-count").wait_for()
+        before = api.get(ADMIN, "/admin/jobs", limit=1)["total"]
+        page.wait_for_function(f"document.querySelector('#jobs-count').innerText.startsWith('{before} ')")
+        key = api.post(CLIENT, "/auth/api-keys", {"name": "live-refresh"}).json()["key"]
+        r = httpx.post(api.gateway + "/v1/embed", json={"text": "a job that appears by itself"},
+                       headers={"X-API-Key": key}, timeout=60)
+        assert r.status_code == 200, r.text
+        # No click, no reload: the page's own refresh shows the new verified job.
+        page.wait_for_function(f"document.querySelector('#jobs-count').innerText.startsWith('{before + 1} ')")
+        page.locator("#jobs-table a", has_text=str(r.json()["job_id"])).first.wait_for()
+
     def test_finance_matches_the_api(self, page, api):
         login(page, ADMIN, "/workers")
         page.click("#nav-finance")
@@ -122,7 +136,8 @@ class TestAdminPages:
 
     def test_drain_a_worker(self, page, api):
         workers = api.get(ADMIN, "/admin/workers")["workers"]
-        target = next(w for w in workers if w["status"] not in ("draining", "banned"))
+        # A registered-but-offline worker: the two real ones keep serving the tests that follow.
+        target = next(w for w in workers if w["name"].startswith("gpu-") and w["status"] not in ("draining", "banned"))
         login(page, ADMIN, "/workers")
         page.locator(f"#drain-{target['id']}").click()
         dialog = page.get_by_role("alertdialog")
@@ -149,6 +164,14 @@ class TestClient:
             headers={"X-Internal-Token": INTERNAL_TOKEN},
         )
         assert check.status_code == 200
+        # The playground sends text through the real gateway and shows the verified answer and receipt.
+        page.fill("#pg-key", secret)
+        page.fill("#pg-text", "OpenMesh é uma rede distribuída.")
+        page.click("#pg-send")
+        answer = page.locator("#pg-answer")
+        answer.wait_for()
+        assert answer.inner_text().startswith("embedding: 384 dimensions")
+        page.get_by_text('"method": "pair"').wait_for()
         shot(page, "api-keys")
         # Leaving the page forgets the secret: it is shown once.
         page.click("#nav-finance")
@@ -170,6 +193,8 @@ class TestClient:
             headers={"X-Internal-Token": INTERNAL_TOKEN},
         )
         assert check.status_code == 401
+        refused = httpx.post(api.gateway + "/v1/embed", json={"text": "after revoke"}, headers={"X-API-Key": secret})
+        assert refused.status_code == 401 and refused.json()["detail"] == "Invalid API key"
 
     def test_client_cannot_open_admin_pages(self, page):
         login(page, CLIENT, "/api-keys")

@@ -86,7 +86,7 @@ def test_first_render_with_1000_workers_and_100k_jobs(browser, tmp_path):
     procs = []
     try:
         _seed(db)
-        base, procs = start_dashboard(url, tmp_path)
+        base, procs = start_dashboard(url, "http://127.0.0.1:9", tmp_path)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.set_default_timeout(60_000)
         page = context.new_page()
