@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=port)
         p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    sub.add_parser("migrate", help="apply the database migrations (alembic upgrade head) to DATABASE_URL and exit")
     sub.add_parser("worker", help="worker machine: keygen | register | run (see `openmesh worker --help`)")
     up = sub.add_parser("up", help="start the whole pool locally with demo users and print a walkthrough")
     up.add_argument("--no-dashboard", action="store_true", help="skip the Reflex dashboard")
@@ -52,6 +53,16 @@ def main(argv: list[str] | None = None) -> None:
         _serve("backend.coordinator.main:app", args.host, args.port, args.workers)
     elif args.command == "gateway":
         _serve("backend.gateway.main:app", args.host, args.port, args.workers)
+    elif args.command == "migrate":
+        from backend.core.db import get_engine
+        from backend.core.logging import setup_logging
+        from backend.core.migrate import current_revision, upgrade
+
+        setup_logging("migrate")
+        engine = get_engine()
+        upgrade(engine)
+        with engine.connect() as conn:
+            print(f"database at revision {current_revision(conn)}")  # noqa: T201
     elif args.command == "up":
         from backend.localpool import run_pool
 

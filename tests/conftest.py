@@ -39,6 +39,8 @@ os.environ.setdefault("COORDINATOR_INTERNAL_TOKEN", "test-internal-token")
 os.environ.setdefault("ADMIN_EMAIL", "admin@test.local")
 os.environ.setdefault("ADMIN_PASSWORD", "admin-test-password-123")
 os.environ.setdefault("SCHEDULER_ENABLED", "false")
+# The schema comes from create_all (fast); tests/backend/test_migrations.py checks the migrations match it.
+os.environ.setdefault("RUN_MIGRATIONS", "false")
 os.environ.setdefault("AUDIT_RATE", "0")
 # Factories log in many users from one test address; tests of the limits set their own.
 os.environ.setdefault("RATE_LIMIT_LOGIN_PER_MINUTE", "100000")
