@@ -10,11 +10,17 @@ from typing import Any
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 _SECRET_WORDS = ("password", "token", "secret", "seed", "authorization")
+# Counts of model tokens are figures, not credentials.
+_NOT_SECRET = {"num_tokens", "tokens"}
+
+
+def _is_secret(key: str) -> bool:
+    return key not in _NOT_SECRET and any(w in key.lower() for w in _SECRET_WORDS)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
-    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in extras.items()}
+    return {k: ("***" if _is_secret(k) else v) for k, v in extras.items()}
 
 
 class JsonFormatter(logging.Formatter):
