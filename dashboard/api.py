@@ -168,6 +168,12 @@ class CoordinatorApi:
     async def balance(self) -> dict:
         return await self._call("GET", "/me/balance")
 
+    async def spend(self, days: int = 30) -> dict:
+        return await self._call("GET", "/me/spend", params={"days": days})
+
+    async def earnings(self) -> dict:
+        return await self._call("GET", "/me/earnings")
+
     async def ledger(self, *, limit: int = 50, offset: int = 0, kind: str = "") -> dict:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if kind:

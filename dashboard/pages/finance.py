@@ -270,7 +270,17 @@ def _personal() -> rx.Component:
                         ),
                         empty_state(tr("no_spend")),
                     ),
-                    rx.text(tr("spend_per_key_note"), size="1", color_scheme="gray"),
+                    rx.heading(tr("spend_per_key"), size="3"),
+                    rx.cond(
+                        F.per_key.length() > 0,
+                        _table(
+                            ["key_name", "prefix", "col_jobs", "col_amount"],
+                            F.per_key,
+                            [lambda r: r["name"], lambda r: r["prefix"], lambda r: r["jobs"],
+                             lambda r: r["amount"]],
+                        ),
+                        empty_state(tr("no_spend")),
+                    ),
                     width="100%",
                 ),
                 width="100%",
@@ -280,10 +290,12 @@ def _personal() -> rx.Component:
                 rx.cond(
                     F.per_worker.length() > 0,
                     _table(
-                        ["col_worker", "card_rewards", "card_emission", "total"],
+                        ["col_worker", "col_name", "col_jobs", "card_rewards", "card_emission", "total"],
                         F.per_worker,
                         [
                             lambda r: r["worker_id"],
+                            lambda r: r["name"],
+                            lambda r: r["jobs"],
                             lambda r: r["rewards"],
                             lambda r: r["emission"],
                             lambda r: r["total"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 
 import reflex as rx
@@ -70,6 +69,7 @@ class FinanceState(AuthState):
     ledger_page: int = 1
     ledger_kind: str = "all"
     per_day: list[dict] = []
+    per_key: list[dict[str, str]] = []
     per_worker: list[dict[str, str]] = []
 
     @rx.var
@@ -189,30 +189,32 @@ class FinanceState(AuthState):
             else {}
         )
         await self._load_ledger()
-        # Aggregates come from the ledger itself (up to the last 200 entries), never estimated.
+        # Aggregates are computed by the coordinator from the whole ledger, never estimated here.
         if self.user_role == "client":
-            data = await self._section("per_day", c.ledger(limit=200, offset=0, kind="job_charge"))
-            per_day: dict[str, Decimal] = defaultdict(Decimal)
-            for item in (data or {}).get("items", []):
-                per_day[str(item.get("created_at", ""))[:10]] += abs(_dec(item.get("amount")))
-            self.per_day = [{"date": d, "spend": float(v)} for d, v in sorted(per_day.items())]
+            data = await self._section("spend", c.spend(days=30)) or {}
+            self.per_day = [{"date": fmt.text(d.get("date")), "spend": float(_dec(d.get("amount")))}
+                            for d in data.get("per_day", [])]
+            self.per_key = [
+                {"name": fmt.text(k.get("name")) or "—", "prefix": fmt.text(k.get("prefix")),
+                 "jobs": fmt.text(k.get("jobs")), "amount": fmt.tokens(k.get("amount"))}
+                for k in data.get("per_key", [])
+            ]
             self.per_worker = []
         else:
-            per_worker: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-            for kind in ("worker_reward", "daily_emission"):
-                data = await self._section(f"per_worker_{kind}", c.ledger(limit=200, offset=0, kind=kind))
-                for item in (data or {}).get("items", []):
-                    per_worker[str(item.get("worker_id") or "—")][kind] += _dec(item.get("amount"))
+            data = await self._section("earnings", c.earnings()) or {}
             self.per_worker = [
                 {
-                    "worker_id": wid,
-                    "rewards": fmt.tokens(v["worker_reward"]),
-                    "emission": fmt.tokens(v["daily_emission"]),
-                    "total": fmt.tokens(v["worker_reward"] + v["daily_emission"]),
+                    "worker_id": fmt.text(w.get("worker_id")) or "—",
+                    "name": fmt.text(w.get("name")) or "—",
+                    "jobs": fmt.text(w.get("rewarded_jobs")),
+                    "rewards": fmt.tokens(w.get("rewards")),
+                    "emission": fmt.tokens(w.get("emission")),
+                    "total": fmt.tokens(w.get("total")),
                 }
-                for wid, v in sorted(per_worker.items())
+                for w in data.get("per_worker", [])
             ]
             self.per_day = []
+            self.per_key = []
 
     async def _load_ledger(self) -> None:
         kind = "" if self.ledger_kind == "all" else self.ledger_kind

@@ -196,6 +196,22 @@ class TestClient:
         refused = httpx.post(api.gateway + "/v1/embed", json={"text": "after revoke"}, headers={"X-API-Key": secret})
         assert refused.status_code == 401 and refused.json()["detail"] == "Invalid API key"
 
+    def test_spend_per_key_and_day_match_the_api(self, page, api):
+        key = api.post(CLIENT, "/auth/api-keys", {"name": "spend-check"}).json()["key"]
+        r = httpx.post(api.gateway + "/v1/embed", json={"text": "spend"}, headers={"X-API-Key": key}, timeout=60)
+        assert r.status_code == 200, r.text
+        login(page, CLIENT, "/api-keys")
+        page.click("#nav-finance")
+        page.wait_for_url("**/finance", wait_until="commit")
+        page.get_by_text("Spend per API key").wait_for()
+        spend = api.get(CLIENT, "/me/spend")
+        assert spend["per_key"] and spend["per_day"]
+        for row in spend["per_key"]:
+            cells = page.locator("tr", has_text=row["prefix"])
+            assert cells.count() == 1
+            assert row["amount"] in cells.inner_text() and row["name"] in cells.inner_text()
+        shot(page, "finance-client")
+
     def test_client_cannot_open_admin_pages(self, page):
         login(page, CLIENT, "/api-keys")
         page.goto(page.base + "/jobs")
@@ -223,6 +239,19 @@ class TestWorkerOwner:
         shot(page, "workers-owner")
         page.get_by_role("button", name="Why rejected?").first.click()
         page.get_by_text("No rejections").wait_for()
+
+    def test_earnings_per_worker_match_the_api(self, page, api):
+        login(page, OWNER, "/workers")
+        page.click("#nav-finance")
+        page.wait_for_url("**/finance", wait_until="commit")
+        page.get_by_text("Earnings per worker").wait_for()
+        earned = api.get(OWNER, "/me/earnings")
+        assert earned["per_worker"], "the real workers verified jobs, so their owner has rewards"
+        for w in earned["per_worker"]:
+            row = page.locator("tr", has_text=w["name"])
+            row.first.wait_for()
+            assert w["rewards"] in row.first.inner_text()
+        shot(page, "finance-owner")
 
     def test_language_switch(self, page):
         login(page, OWNER, "/workers")

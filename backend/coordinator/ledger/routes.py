@@ -44,6 +44,26 @@ def my_ledger(user: CurrentUser, session: SessionDep,
         total=total, limit=limit, offset=offset)
 
 
+@router.get("/me/spend", response_model=schemas.SpendOut, tags=["me"],
+            summary="Job charges per API key and per UTC day (clients)")
+def my_spend(user: CurrentUser, session: SessionDep,
+             days: Annotated[int, Query(ge=1, le=366)] = 30) -> schemas.SpendOut:
+    data = service.spending(session, user.id, days=days)  # type: ignore[arg-type]
+    return schemas.SpendOut(
+        total=fmt(data["total"]), jobs=data["jobs"],
+        per_key=[schemas.KeySpend(**{**r, "amount": fmt(r["amount"])}) for r in data["per_key"]],
+        per_day=[schemas.DaySpend(**{**r, "amount": fmt(r["amount"])}) for r in data["per_day"]])
+
+
+@router.get("/me/earnings", response_model=schemas.EarningsOut, tags=["me"],
+            summary="Rewards and emission per worker (worker owners)")
+def my_earnings(user: CurrentUser, session: SessionDep) -> schemas.EarningsOut:
+    data = service.earnings(session, user.id)  # type: ignore[arg-type]
+    money = ("rewards", "emission", "total")
+    rows = [{k: fmt(v) if k in money else v for k, v in r.items()} for r in data["per_worker"]]
+    return schemas.EarningsOut(total=fmt(data["total"]), per_worker=[schemas.WorkerEarnings(**r) for r in rows])
+
+
 async def _literal_amount(request: Request) -> Any:
     """The `amount` of the JSON body with numbers parsed exactly (Decimal, never float)."""
     try:

@@ -91,3 +91,46 @@ class LeaderboardRow(BaseModel):
 
 class Leaderboard(BaseModel):
     workers: list[LeaderboardRow]
+
+
+class KeySpend(BaseModel):
+    api_key_id: int | None
+    """None for jobs admitted without a key (none today; kept so old rows still add up)."""
+    name: str | None
+    prefix: str | None
+    jobs: int
+    amount: str
+
+
+class DaySpend(BaseModel):
+    date: str
+    """UTC day, YYYY-MM-DD."""
+    jobs: int
+    amount: str
+
+
+class SpendOut(BaseModel):
+    """A client's job charges, from the ledger: per API key (all time) and per UTC day."""
+
+    currency: str = "TOK"
+    total: str
+    jobs: int
+    per_key: list[KeySpend]
+    per_day: list[DaySpend]
+
+
+class WorkerEarnings(BaseModel):
+    worker_id: int | None
+    name: str | None
+    rewarded_jobs: int
+    rewards: str
+    emission: str
+    total: str
+
+
+class EarningsOut(BaseModel):
+    """A worker owner's income, from the ledger: job rewards and daily emission per worker."""
+
+    currency: str = "TOK"
+    total: str
+    per_worker: list[WorkerEarnings]

@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -50,9 +51,11 @@ from sqlmodel import Session
 from backend.core.config import get_settings
 from backend.core.errors import InsufficientBalance, NotFound
 from backend.core.money import NANO, SCALE, fmt, split_bps, split_evenly, to_decimal
+from backend.core.security import now_utc
 from backend.models import (
     Account,
     AccountKind,
+    ApiKey,
     EntryKind,
     Job,
     LedgerEntry,
@@ -416,6 +419,75 @@ def ledger_page(session: Session, user_id: int, *, limit: int, offset: int,
     items = [{"id": e.id, "transaction_id": t.id, "kind": e.kind, "amount": e.amount, "job_id": t.job_id,
               "worker_id": t.worker_id, "memo": t.memo, "created_at": e.created_at} for e, t in rows]
     return items, int(total)
+
+
+def _utc_day(session: Session, column: Any) -> Any:
+    """The UTC calendar day of a timestamp column, computed by the database (PostgreSQL would
+    otherwise use the server's time zone)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def spending(session: Session, user_id: int, *, days: int) -> dict[str, Any]:
+    """What a client paid for verified jobs: per API key (all time) and per UTC day (the last `days`)."""
+    acc_id = _user_account_id(session, user_id)
+    out: dict[str, Any] = {"total": Decimal(0), "jobs": 0, "per_key": [], "per_day": []}
+    if acc_id is None:
+        return out
+    charges = [LedgerEntry.account_id == acc_id, LedgerEntry.kind == EntryKind.job_charge]
+    rows = session.execute(
+        select(Job.api_key_id, ApiKey.name, ApiKey.prefix, func.count(), func.sum(LedgerEntry.amount))
+        .select_from(LedgerEntry)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .join(Job, Job.id == LedgerTransaction.job_id)
+        .outerjoin(ApiKey, ApiKey.id == Job.api_key_id)
+        .where(*charges)
+        .group_by(Job.api_key_id, ApiKey.name, ApiKey.prefix)
+    ).all()
+    for key_id, name, prefix, n, amount in rows:
+        out["per_key"].append({"api_key_id": key_id, "name": name, "prefix": prefix, "jobs": int(n),
+                               "amount": -(amount or Decimal(0))})
+        out["total"] += -(amount or Decimal(0))
+        out["jobs"] += int(n)
+    out["per_key"].sort(key=lambda r: r["amount"], reverse=True)
+    since = now_utc() - timedelta(days=days)
+    day = _utc_day(session, LedgerEntry.created_at)
+    for d, n, amount in session.execute(
+        select(day, func.count(), func.sum(LedgerEntry.amount))
+        .where(*charges, LedgerEntry.created_at >= since).group_by(day).order_by(day)
+    ).all():
+        out["per_day"].append({"date": str(d), "jobs": int(n), "amount": -(amount or Decimal(0))})
+    return out
+
+
+def earnings(session: Session, user_id: int) -> dict[str, Any]:
+    """What a worker owner earned, per worker: verified-job rewards and daily emission."""
+    acc_id = _user_account_id(session, user_id)
+    per: dict[int | None, dict[str, Any]] = {}
+    if acc_id is not None:
+        rows = session.execute(
+            select(LedgerTransaction.worker_id, Worker.name, LedgerEntry.kind, func.count(),
+                   func.sum(LedgerEntry.amount))
+            .select_from(LedgerEntry)
+            .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+            .outerjoin(Worker, Worker.id == LedgerTransaction.worker_id)
+            .where(LedgerEntry.account_id == acc_id,
+                   LedgerEntry.kind.in_([EntryKind.worker_reward, EntryKind.daily_emission]))
+            .group_by(LedgerTransaction.worker_id, Worker.name, LedgerEntry.kind)
+        ).all()
+        for worker_id, name, kind, n, amount in rows:
+            row = per.setdefault(worker_id, {"worker_id": worker_id, "name": name, "rewarded_jobs": 0,
+                                             "rewards": Decimal(0), "emission": Decimal(0)})
+            if kind == EntryKind.worker_reward:
+                row["rewards"] += amount or Decimal(0)
+                row["rewarded_jobs"] += int(n)
+            else:
+                row["emission"] += amount or Decimal(0)
+    items = sorted(per.values(), key=lambda r: (r["worker_id"] is None, r["worker_id"] or 0))
+    for row in items:
+        row["total"] = row["rewards"] + row["emission"]
+    return {"per_worker": items, "total": sum((r["total"] for r in items), Decimal(0))}
 
 
 def verify_invariants(session: Session) -> dict[str, Any]:

@@ -159,3 +159,44 @@ def test_job_model_price_round_trip(session):
     job = make_db_job(session, None, "0.000000001")
     session.commit()
     assert session.get(Job, job.id).price == D("0.000000001")
+
+
+def test_spend_per_key_and_day_and_earnings_per_worker(coordinator, settings):
+    admin = admin_login(coordinator, settings)
+    client = make_user(coordinator)
+    owner = make_user(coordinator, "worker_owner")
+    w1, w2 = make_worker(coordinator, owner, name="earner-1"), make_worker(coordinator, owner, name="earner-2")
+    credit(coordinator, admin, client, "10")
+    keys = [coordinator.post("/auth/api-keys", json={"name": n}, headers=client.headers).json()
+            for n in ("app-a", "app-b")]
+    with new_session() as s:
+        for key, price, n in ((keys[0], "0.5", 2), (keys[1], "0.25", 1)):
+            for _ in range(n):
+                job = make_db_job(s, client.id, price)
+                job.api_key_id = key["id"]
+                service.reserve(s, user_id=client.id, amount=D(price))
+                service.settle_job(s, job=job, rewarded_workers=[(w1.id, owner.id), (w2.id, owner.id)])
+        s.commit()
+
+    r = coordinator.get("/me/spend", headers=client.headers)
+    assert r.status_code == 200, r.text
+    spend = r.json()
+    assert spend["total"] == "1.25" and spend["jobs"] == 3
+    assert [(k["name"], k["prefix"], k["jobs"], k["amount"]) for k in spend["per_key"]] == [
+        ("app-a", keys[0]["prefix"], 2, "1"), ("app-b", keys[1]["prefix"], 1, "0.25")]
+    from backend.core.security import now_utc
+
+    assert spend["per_day"] == [{"date": now_utc().date().isoformat(), "jobs": 3, "amount": "1.25"}]
+    assert coordinator.get("/me/spend", params={"days": 0}, headers=client.headers).status_code == 422
+    assert coordinator.get("/me/spend").status_code == 401
+
+    r = coordinator.get("/me/earnings", headers=owner.headers)
+    assert r.status_code == 200, r.text
+    earned = r.json()
+    # 1.25 charged, 10% pool fee, the rest split evenly between the two verified workers of this owner.
+    assert earned["total"] == "1.125"
+    assert [(w["name"], w["rewarded_jobs"], w["rewards"], w["emission"]) for w in earned["per_worker"]] == [
+        ("earner-1", 3, "0.5625", "0"), ("earner-2", 3, "0.5625", "0")]
+    assert D(earned["total"]) == D(coordinator.get("/me/balance", headers=owner.headers).json()["balance"])
+    assert coordinator.get("/me/earnings", headers=client.headers).json() == {
+        "currency": "TOK", "total": "0", "per_worker": []}
