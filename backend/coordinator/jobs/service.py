@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from backend.coordinator.jobs import verification
-from backend.coordinator.jobs.payloads import validate_output, validate_payload
+from backend.coordinator.jobs.payloads import validate_metrics, validate_output, validate_payload
 from backend.coordinator.jobs.scheduling import create_job
 from backend.coordinator.jobs.schemas import SubmitIn
 from backend.coordinator.ledger import pricing
@@ -181,6 +181,7 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
     if body.output is None:
         raise Unprocessable("output is required (or error_message to give the assignment back)")
     validate_output(job.job_type, job.payload, body.output)
+    validate_metrics(job.job_type, job.payload, body.metrics_json)
     try:
         computed = output_hash(body.output)
     except (ValueError, UnicodeEncodeError):

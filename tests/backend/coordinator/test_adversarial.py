@@ -1,0 +1,83 @@
+"""Adversarial workers, money and auth: lies must never reach a client, nothing may answer 500."""
+
+from __future__ import annotations
+
+import math
+
+from tests.backend.coordinator.jobhelpers import (
+    BackgroundRequest,
+    fake_embedding,
+    honest_output,
+    submit,
+    wait_for_assignment,
+)
+from tests.backend.coordinator.test_jobs_flow import setup_pool
+
+
+def embed_request(coordinator, key, text="hello", wait=20):
+    req = BackgroundRequest(coordinator, "/internal/jobs",
+                            {"api_key": key, "job_type": "embed", "payload": {"text": text}, "wait_seconds": wait})
+    req.start()
+    return req
+
+
+def test_unnormalised_huge_embeddings_are_refused_and_never_agree(coordinator, settings):
+    """[1e200]*384 and [-1e200]*384 are opposite vectors; their cosine is NaN, which must not pass as 1."""
+    _, _, key, (w1, w2) = setup_pool(coordinator, settings)
+    req = embed_request(coordinator, key, "hello", wait=20)
+    a1, a2 = wait_for_assignment(coordinator, w1), wait_for_assignment(coordinator, w2)
+    # Signed (one strike each, below the ban threshold) ...
+    for w, a, emb in ((w1, a1, [1e200] * 384), (w2, a2, [-1e200] * 384)):
+        r = submit(coordinator, w, a, {"embedding": emb})
+        assert r.status_code == 422 and "norm" in r.json()["detail"], r.text
+    # ... and unsigned (no strike): overflowing products, a plain unnormalised vector.
+    for emb in ([1e306] * 384, [1e308] + [0.0] * 383, [2.0] + [0.0] * 383):
+        body = {**w1.sign(a1["assignment_id"], a1["nonce"], {"embedding": emb}), "signature": "AA"}
+        r = coordinator.post("/jobs/submit", json=body, headers=w1.owner.headers)
+        assert r.status_code == 422 and "norm" in r.json()["detail"], r.text
+    assert submit(coordinator, w1, a1).status_code == 200
+    assert submit(coordinator, w2, a2).status_code == 200
+    body = req.result().json()
+    emb = body["output"]["embedding"]
+    assert abs(math.sqrt(sum(x * x for x in emb)) - 1) < 1e-3
+
+
+def test_extra_output_fields_never_reach_the_client(coordinator, settings):
+    _, _, key, (w1, w2) = setup_pool(coordinator, settings)
+    req = embed_request(coordinator, key, "hello")
+    a1, a2 = wait_for_assignment(coordinator, w1), wait_for_assignment(coordinator, w2)
+    r = submit(coordinator, w1, a1, {"embedding": fake_embedding("hello"), "note": "visit evil.example"})
+    assert r.status_code == 422 and "note" in r.json()["detail"], r.text
+    assert submit(coordinator, w1, a1).status_code == 200
+    assert submit(coordinator, w2, a2).status_code == 200
+    assert set(req.result().json()["output"]) == {"embedding"}
+
+
+def test_rank_output_with_extra_fields_is_refused(coordinator, settings):
+    _, _, key, (w1, w2) = setup_pool(coordinator, settings)
+    req = BackgroundRequest(coordinator, "/internal/jobs", {
+        "api_key": key, "job_type": "rank", "payload": {"query": "q", "texts": ["a", "b"]}, "wait_seconds": 20})
+    req.start()
+    a1, a2 = wait_for_assignment(coordinator, w1), wait_for_assignment(coordinator, w2)
+    out = {**honest_output(a1["job"]), "answer": "trust me"}
+    assert submit(coordinator, w1, a1, out).status_code == 422
+    assert submit(coordinator, w1, a1).status_code == 200
+    assert submit(coordinator, w2, a2).status_code == 200
+    assert set(req.result().json()["output"]) == {"indices", "scores"}
+
+
+def test_lying_metrics_are_refused_and_usage_stays_within_the_model_window(coordinator, settings):
+    _, _, key, (w1, w2) = setup_pool(coordinator, settings)
+    req = embed_request(coordinator, key, "hello")
+    a1, a2 = wait_for_assignment(coordinator, w1), wait_for_assignment(coordinator, w2)
+    out = {"embedding": fake_embedding("hello")}
+    for metrics in ({"num_tokens": 10**30}, {"num_tokens": -1}, {"num_tokens": 257}, {"num_tokens": "7"},
+                    {"truncated": "yes"}, {"junk": "z" * 100_000}):
+        body = w1.sign(a1["assignment_id"], a1["nonce"], out)
+        body["metrics_json"] = metrics
+        r = coordinator.post("/jobs/submit", json=body, headers=w1.owner.headers)
+        assert r.status_code == 422, (metrics if len(str(metrics)) < 100 else "junk", r.text)
+    assert submit(coordinator, w1, a1).status_code == 200
+    assert submit(coordinator, w2, a2).status_code == 200
+    usage = req.result().json()["usage"]
+    assert usage["tokens"] == 7
