@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=port)
         p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    sub.add_parser("migrate", help="apply the database migrations (alembic upgrade head) to DATABASE_URL and exit")
+    sub.add_parser("migrate", help="apply the database migrations (alembic upgrade head) and exit")
     sub.add_parser("worker", help="worker machine: keygen | register | run (see `openmesh worker --help`)")
     up = sub.add_parser("up", help="start the whole pool locally with demo users and print a walkthrough")
     up.add_argument("--no-dashboard", action="store_true", help="skip the Reflex dashboard")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+log = logging.getLogger("openmesh.errors")
 
 
 class DomainError(Exception):
@@ -75,3 +78,38 @@ def install_handlers(app: Any) -> None:
                             headers=exc.headers)
 
     app.add_exception_handler(DomainError, _handle)
+
+    async def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
+        # An id or count beyond what the database column holds (SQLite: 64-bit, PostgreSQL: 32-bit
+        # ids) can match nothing: it is the client's bad input, never a server error.
+        log.warning("number out of the database's range in a request: %s", str(exc).splitlines()[0][:200])
+        return JSONResponse({"detail": OUT_OF_RANGE}, status_code=422)
+
+    async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+        if is_out_of_range(exc):
+            return await _out_of_range(request, exc)
+        if "cannot contain NUL" in str(exc):
+            # psycopg refuses NUL in text before sending it: a text field the schema let through.
+            log.warning("NUL character in a text parameter reached the database")
+            return JSONResponse({"detail": "Text must not contain NUL characters"}, status_code=422)
+        raise exc
+
+    from sqlalchemy.exc import DataError, StatementError
+
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(StatementError, _data_error)
+
+
+OUT_OF_RANGE = "A number in the request is out of range"
+
+
+def is_out_of_range(exc: BaseException) -> bool:
+    """True for 'integer out of range' from either database (possibly wrapped by SQLAlchemy)."""
+    if isinstance(exc, OverflowError):
+        return True
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, OverflowError):
+        return True
+    sqlstate = getattr(orig, "sqlstate", None)
+    return sqlstate == "22003"  # numeric_value_out_of_range (PostgreSQL)

@@ -129,9 +129,39 @@ def _validation_payload(exc: RequestValidationError) -> tuple[int, dict[str, Any
     return 422, {"detail": errors}
 
 
+def _document_error_shapes(app: FastAPI) -> None:
+    """Make the OpenAPI schema describe the 422 bodies the app really sends.
+
+    FastAPI documents 422 as `{"detail": [ValidationError...]}`, but a domain rule checked in a service
+    (backend.core.errors, e.g. "amount must be greater than 0") answers 422 with a string detail, and
+    the validation handler above adds `field` to each item. Clients (and schemathesis) read the schema.
+    """
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in components:
+            components["HTTPValidationError"].setdefault("properties", {})["detail"] = {
+                "title": "Detail",
+                "description": "A list of field errors (request validation) or one message (a service rule).",
+                "anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+                          {"type": "string"}],
+            }
+        if "ValidationError" in components:
+            components["ValidationError"].setdefault("properties", {})["field"] = {
+                "title": "Field", "type": "string", "description": "Dotted path of the field (`texts[3]`)"}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_common(app: FastAPI, *, service: str, settings: Settings) -> None:
     """Middleware and error handlers both services use."""
     install_handlers(app)
+    _document_error_shapes(app)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

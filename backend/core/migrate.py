@@ -52,8 +52,9 @@ def current_revision(conn: Connection) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    import backend.models  # noqa: F401  (registers every table)
     from sqlmodel import SQLModel
+
+    import backend.models  # noqa: F401  (registers every table)
 
     with engine.begin() as conn:
         upgrade_lock(conn)

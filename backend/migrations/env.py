@@ -44,8 +44,8 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from backend.core.migrate import upgrade_lock
     from backend.core.db import get_engine
+    from backend.core.migrate import upgrade_lock
 
     with get_engine().begin() as conn:
         upgrade_lock(conn)

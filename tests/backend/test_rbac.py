@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from tests.backend.gateway.conftest import FakeCoordinator
@@ -45,6 +44,8 @@ COORDINATOR_POLICY: dict[tuple[str, str], str] = {
     ("GET", "/me"): AUTH,
     ("GET", "/me/balance"): AUTH,
     ("GET", "/me/ledger"): AUTH,
+    ("GET", "/me/spend"): AUTH,
+    ("GET", "/me/earnings"): AUTH,
     ("POST", "/workers/register"): WORKER_OWNER,
     # Worker routes take any user: the worker must be the caller's own (else 404 Worker not found).
     ("GET", "/workers"): AUTH,
@@ -277,7 +278,7 @@ def test_gateway_caller_matrix(gateway):
     for method, path in operations(gateway.app.openapi()):
         policy = GATEWAY_POLICY[(method, path)]
         for caller, headers in GATEWAY_CALLERS.items():
-            url = concrete(path).replace("999999", "all-MiniLM-L6-v2") if "{model}" in path else concrete(path)
+            url = path.replace("{model}", "all-MiniLM-L6-v2") if "{model}" in path else concrete(path)
             kwargs: dict[str, Any] = {"headers": headers}
             if method == "POST":
                 # Valid bodies: the key is checked by the coordinator in the job call itself, after
@@ -287,5 +288,6 @@ def test_gateway_caller_matrix(gateway):
             got = classify(r.status_code)
             want = "allowed" if policy == PUBLIC or caller.startswith("api key") else "unauthenticated"
             if got != want:
-                failures.append(f"{method} {path} as {caller}: {r.status_code}, expected {want} {r.text[:120]}")
+                failures.append(f"{method} {path} as {caller}: {r.status_code}, expected {want} "
+                                f"{r.text[:120]}")
     assert not failures, "\n".join(failures)

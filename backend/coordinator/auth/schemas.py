@@ -78,6 +78,14 @@ class LoginIn(BaseModel):
     password: str = Field(max_length=MAX_PASSWORD_CHARS,
                           description=f"At most {MAX_PASSWORD_CHARS} characters")
 
+    @field_validator("email")
+    @classmethod
+    def _no_nul(cls, v: str) -> str:
+        # No registered email holds a NUL, and PostgreSQL refuses NUL in text parameters (was a 500).
+        if "\x00" in v:
+            raise ValueError("email must not contain NUL characters")
+        return v
+
 
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
