@@ -60,7 +60,7 @@ async def _login_body(request: Request) -> LoginIn:
         else:
             try:
                 data = json.loads(raw)
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 raise BadRequest("Request body is not valid JSON (or not valid UTF-8)") from None
         return LoginIn.model_validate(data)
     except ValidationError as exc:

@@ -22,7 +22,20 @@ _LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
 def normalise_email(value: str) -> str:
-    """Emails are compared and stored lowercased and trimmed."""
+    """Emails are compared and stored lowercased and trimmed, an internationalised domain in its ASCII
+    (punycode) form: `a@exämple.com` and `a@xn--exmple-cua.com` are one address, hence one account."""
+    email = value.strip().lower()
+    local, sep, domain = email.rpartition("@")
+    if sep and domain and not domain.isascii():
+        try:
+            email = f"{local}@{domain.encode('idna').decode('ascii').lower()}"
+        except UnicodeError:
+            pass  # validate_email refuses it
+    return email
+
+
+def legacy_email_form(value: str) -> str:
+    """How addresses were stored before domains were kept in punycode (trimmed and lowercased)."""
     return value.strip().lower()
 
 

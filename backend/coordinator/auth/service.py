@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from backend.coordinator.auth.limits import check_login_allowed
-from backend.coordinator.auth.schemas import MAX_EMAIL_CHARS, TokenPair, normalise_email
+from backend.coordinator.auth.schemas import MAX_EMAIL_CHARS, TokenPair, legacy_email_form, normalise_email
 from backend.core.config import Settings, get_settings
 from backend.core.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from backend.core.security import (
@@ -49,7 +49,9 @@ MAX_API_KEY_CHARS = 256
 
 
 def get_user_by_email(session: Session, email: str) -> User | None:
-    return session.exec(select(User).where(User.email == normalise_email(email))).first()
+    # An account registered with a Unicode domain before domains were stored in punycode keeps working.
+    forms = {normalise_email(email), legacy_email_form(email)}
+    return session.exec(select(User).where(col(User.email).in_(forms)).order_by(col(User.id))).first()
 
 
 def register(session: Session, *, email: str, password: str, role: Role | str) -> User:

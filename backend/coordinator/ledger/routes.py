@@ -9,6 +9,7 @@ all its digits. Either way: > 0, at most 9 decimal places, at most 1,000,000,000
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any
@@ -25,6 +26,8 @@ from backend.models import AdminAction, EntryKind, Role, User
 router = APIRouter()
 
 MAX_CREDIT = Decimal(1_000_000_000)
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|snan|inf|infinity)",
+                            re.IGNORECASE | re.ASCII)
 
 
 @router.get("/me/balance", response_model=schemas.BalanceOut, tags=["me"])
@@ -68,7 +71,7 @@ async def _literal_amount(request: Request) -> Any:
     """The `amount` of the JSON body with numbers parsed exactly (Decimal, never float)."""
     try:
         data = json.loads(await request.body(), parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return data.get("amount") if isinstance(data, dict) else None
 
@@ -76,6 +79,9 @@ async def _literal_amount(request: Request) -> Any:
 def _parse_amount(raw: Any) -> Decimal:
     if isinstance(raw, bool) or raw is None:
         raise Unprocessable("amount must be a decimal string such as \"10.5\"")
+    if isinstance(raw, str) and not _PLAIN_DECIMAL.fullmatch(raw.strip()):
+        # Decimal() also reads "1_000" and non-ASCII digits ("١٢٣"); an amount is plain ASCII only.
+        raise Unprocessable("Invalid amount: use a plain decimal such as \"10.5\" (ASCII digits, optional exponent)")
     try:
         amount = to_decimal(raw.strip() if isinstance(raw, str) else raw)
     except ArithmeticError:  # decimal.InvalidOperation from quantize: e.g. "1e400"

@@ -49,7 +49,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from backend.core.config import get_settings
-from backend.core.errors import InsufficientBalance, NotFound
+from backend.core.errors import InsufficientBalance, NotFound, Unprocessable
 from backend.core.money import NANO, SCALE, fmt, split_bps, split_evenly, to_decimal
 from backend.core.security import now_utc
 from backend.models import (
@@ -69,6 +69,9 @@ SYSTEM_KINDS = (AccountKind.pool, AccountKind.clearing, AccountKind.issuance)
 # Serialises the creation of system accounts on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
 _SYSTEM_ACCOUNTS_LOCK = 0x4F4D_4C45_4447  # "OMLEDG"
 ZERO = Decimal(0)
+# Amounts are int64 nano-tokens (max ~9.22e9 tokens). Every balance and every per-kind total is bounded
+# by the supply, so capping what issuance may mint keeps all of them (and their SQL sums) in range.
+MAX_SUPPLY = Decimal(4_000_000_000)
 
 
 # -- amounts -------------------------------------------------------------------------------------------
@@ -255,6 +258,11 @@ def credit_once(session: Session, *, user_id: int, amount: Decimal, memo: str = 
     if value <= 0:
         raise ValueError("a credit must be positive")
     system = ensure_system_accounts(session)
+    if _tx_by_key(session, idempotency_key) is None:
+        minted = -(session.execute(select(Account.balance).where(
+            Account.id == system[AccountKind.issuance])).scalar_one() or ZERO)
+        if minted + value > MAX_SUPPLY:
+            raise Unprocessable(f"this credit would take the token supply past its maximum of {fmt(MAX_SUPPLY)}")
     acc_id = _account_id(session, user_id)
     return _post(session, kind=kind, idempotency_key=idempotency_key,
                  legs=[(system[AccountKind.issuance], -value), (acc_id, value)], worker_id=worker_id,

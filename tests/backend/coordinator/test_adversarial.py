@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from tests.backend.coordinator.jobhelpers import (
     BackgroundRequest,
     fake_embedding,
@@ -81,3 +83,55 @@ def test_lying_metrics_are_refused_and_usage_stays_within_the_model_window(coord
     assert submit(coordinator, w2, a2).status_code == 200
     usage = req.result().json()["usage"]
     assert usage["tokens"] == 7
+
+
+# --- money ---------------------------------------------------------------------------------------
+
+def test_credits_cannot_overflow_the_ledger(coordinator, settings):
+    """Balances are int64 nano-tokens: past ~9.2e9 tokens SQLite turned sums into floats / 'integer overflow'."""
+    from tests.factories import admin_login, make_user
+
+    admin = admin_login(coordinator, settings)
+    users = [make_user(coordinator, "client") for _ in range(2)]
+    codes = []
+    for i in range(10):
+        r = coordinator.post(f"/admin/users/{users[i % 2].id}/credit", json={"amount": "1000000000"},
+                             headers=admin.headers)
+        codes.append(r.status_code)
+        assert r.status_code in (201, 422), r.text
+    assert 422 in codes and "supply" in r.json()["detail"]
+    summary = coordinator.get("/admin/finance/summary", headers=admin.headers)
+    assert summary.status_code == 200, summary.text
+    body = summary.json()
+    assert body["invariant"]["ok"], body["invariant"]
+    assert body["supply_minted"] == str(codes.count(201) * 1_000_000_000)
+
+
+@pytest.mark.parametrize("amount", ["١٢٣", "1_000", "٥", "１０"])
+def test_credit_amount_is_a_plain_ascii_decimal(coordinator, settings, amount):
+    from tests.factories import admin_login, make_user
+
+    admin = admin_login(coordinator, settings)
+    user = make_user(coordinator, "client")
+    r = coordinator.post(f"/admin/users/{user.id}/credit", json={"amount": amount}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+
+
+# --- auth ----------------------------------------------------------------------------------------
+
+def test_deeply_nested_login_body_is_400_not_500(coordinator):
+    r = coordinator.post("/auth/login", content=b"[" * 100_000 + b"]" * 100_000,
+                         headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+
+
+def test_unicode_and_punycode_forms_of_one_address_are_one_account(coordinator):
+    from tests.factories import PASSWORD
+
+    r = coordinator.post("/auth/register", json={"email": "Ann@Exämple.com", "password": PASSWORD, "role": "client"})
+    assert r.status_code == 201, r.text
+    r = coordinator.post("/auth/register", json={"email": "ann@xn--exmple-cua.com", "password": PASSWORD,
+                                                  "role": "client"})
+    assert r.status_code == 409, r.text
+    for email in ("ann@exämple.com", "ANN@XN--EXMPLE-CUA.COM"):
+        assert coordinator.post("/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
