@@ -147,12 +147,18 @@ def _install_session_hooks() -> None:
 
     @event.listens_for(Session, "after_commit")
     def _after_commit(session: Session) -> None:
+        # This event also fires when a SAVEPOINT is released (the ledger posts inside one): the outer
+        # transaction is still open then, and a waiter woken now would find nothing and sleep on.
+        if session.in_nested_transaction():
+            return
         topics = session.info.pop("openmesh_topics", None)
         if topics:
             publish(*topics)
 
     @event.listens_for(Session, "after_rollback")
     def _after_rollback(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # only a SAVEPOINT went back; the unit of work goes on
         session.info.pop("openmesh_topics", None)
 
 

@@ -56,6 +56,10 @@ async def poll_batch(body: PollBatchIn, user: CurrentUser) -> dict[str, Any]:
 @router.post("/jobs/submit")
 def submit(body: SubmitIn, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     worker = owned_worker_for_work(session, user, body.worker_id)
-    result = service.submit(session, worker, body)
+    try:
+        result = service.submit(session, worker, body)
+    except service.SignedInvalidOutput:
+        session.commit()  # the strike stands; the answer is still a 422
+        raise
     session.commit()
     return result

@@ -50,9 +50,15 @@ def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, in
     needed = job.replicas_needed - len(live)
     if needed <= 0:
         return set()
-    tried = {a.worker_id for a in existing}  # unique (job, worker): a worker gets a job at most once
-    candidates = [c for c in (candidates if candidates is not None else eligible_workers(session))
-                  if c[0].id not in tried]
+    # Unique (job, worker): a worker holds one assignment row per job. A row that merely lapsed (lease
+    # expired, or the worker went offline before returning anything) may be handed to the same worker
+    # again, after every fresh worker: otherwise one lost poll response dead-ends the job in a small pool.
+    by_worker = {a.worker_id: a for a in existing}
+    again = {a.worker_id for a in existing
+             if a.status == AssignmentStatus.expired and a.output is None and a.error_message is None}
+    pool = candidates if candidates is not None else eligible_workers(session)
+    candidates = ([c for c in pool if c[0].id not in by_worker]
+                  + [c for c in pool if c[0].id in again])
     if not candidates:
         return set()
     owners = {session.get(Worker, a.worker_id).owner_user_id for a in live}
@@ -67,7 +73,14 @@ def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, in
             chosen.append(worker)
             owners.add(worker.owner_user_id)
     for worker in chosen:
-        session.add(Assignment(job_id=job.id, worker_id=worker.id, nonce=new_nonce()))
+        lapsed = by_worker.get(worker.id)
+        if lapsed is not None:  # revive the lapsed row with a fresh single-use nonce
+            lapsed.status, lapsed.nonce = AssignmentStatus.pending, new_nonce()
+            lapsed.leased_at = lapsed.lease_expires_at = None
+            lapsed.reject_reason = None
+            session.add(lapsed)
+        else:
+            session.add(Assignment(job_id=job.id, worker_id=worker.id, nonce=new_nonce()))
     session.flush()
     ids = {w.id for w in chosen}
     notify.defer(session, *(notify.worker_topic(w) for w in ids))

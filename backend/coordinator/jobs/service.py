@@ -180,7 +180,11 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
         return _give_up(session, assignment, job, body.error_message)
     if body.output is None:
         raise Unprocessable("output is required (or error_message to give the assignment back)")
-    validate_output(job.job_type, job.payload, body.output)
+    try:
+        validate_output(job.job_type, job.payload, body.output)
+    except Unprocessable as exc:
+        _strike_if_signed(session, worker, assignment, body, exc)
+        raise
     validate_metrics(job.job_type, job.payload, body.metrics_json)
     try:
         computed = output_hash(body.output)
@@ -201,6 +205,33 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
     verification.evaluate(session, job)
     session.refresh(assignment)
     return {"assignment_id": assignment.id, "status": assignment.status.value, "job_status": job.status.value}
+
+
+class SignedInvalidOutput(Unprocessable):
+    """422 for an output the worker signed: not a vote, but a strike the caller must commit."""
+
+
+def _strike_if_signed(session: Session, worker: Worker, assignment: Assignment, body: SubmitIn,
+                      exc: Unprocessable) -> None:
+    """A malformed output (e.g. a zero vector) that the worker hashed and signed is a deliberate answer.
+
+    It stays a 422 and never counts as a verification vote, and the assignment stays usable until
+    its lease ends; but it counts as a rejection towards the fraud threshold, so a worker that keeps
+    signing garbage is banned instead of stalling every job it takes for a lease timeout. Unsigned
+    or mismatched bodies (transport or client bugs) cost nothing.
+    """
+    try:
+        if output_hash(body.output) != body.output_hash.lower():
+            return
+        _verify_signature(worker, body)
+    except (BadRequest, ValueError, TypeError, UnicodeEncodeError):
+        return
+    reason = f"signed an invalid output: {exc.detail}"
+    assignment.reject_reason = reason
+    session.add(assignment)
+    verification.penalize(session, worker.id, reason)
+    session.flush()
+    raise SignedInvalidOutput(exc.detail) from None
 
 
 def _give_up(session: Session, assignment: Assignment, job: Job, message: str) -> dict[str, Any]:

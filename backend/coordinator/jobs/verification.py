@@ -137,8 +137,12 @@ def _finalize(session: Session, job: Job, answer: dict[str, Any], method: str,
         "threshold": settings.similarity_threshold if job.job_type == JobType.embed else settings.rank_score_tolerance,
         "metric": "cosine" if job.job_type == JobType.embed else "max_score_gap",
         "verified_at": now_utc().isoformat().replace("+00:00", "Z"),
-        "workers": [{"worker_id": a.worker_id, "assignment_id": a.id, "output_hash": a.output_hash,
-                     "signature": a.signature, "similarity": a.similarity} for a in accepted],
+        # Everything a client needs to check each signature itself: the signed bytes are the canonical
+        # JSON of {assignment_id, nonce, output_hash}, verified with the worker's Ed25519 public key.
+        "workers": [{"worker_id": a.worker_id, "assignment_id": a.id, "nonce": a.nonce,
+                     "output_hash": a.output_hash, "signature": a.signature,
+                     "public_key": session.get(Worker, a.worker_id).public_key,
+                     "similarity": a.similarity} for a in accepted],
         "rejected_workers": [a.worker_id for a in results if a.status == AssignmentStatus.rejected],
     }
     _close(session, job, JobStatus.verified)
@@ -167,6 +171,11 @@ def _adjust_reputation(session: Session, worker_id: int, ok: bool, reason: str |
 
         log.warning("worker banned", extra={"worker_id": worker.id, "rejections": worker.rejected_count})
         ban(session, None, worker, f"{worker.rejected_count} rejected results (last: {reason})")
+
+
+def penalize(session: Session, worker_id: int, reason: str) -> None:
+    """One rejection outside a vote (a signed invalid output): reputation, count, ban at the threshold."""
+    _adjust_reputation(session, worker_id, False, reason)
 
 
 def _close(session: Session, job: Job, status: JobStatus, error: str | None = None) -> None:
