@@ -31,7 +31,7 @@ test: install
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -q
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \
-	  $(BIN)/python -m pytest -q -m "not browser and not e2e" tests/backend/coordinator; \
+	  $(BIN)/python -m pytest -q -m "not browser and not e2e" tests/backend/coordinator tests/integration/test_backends.py; \
 	fi
 
 test-fast: install

@@ -13,7 +13,7 @@ import pytest
 from backend.core.clientip import resolve_client_ip
 from backend.core.metrics import RATE_LIMITED
 from backend.core.ratelimit import RateLimiter
-from tests.backend.gateway.conftest import API_KEY, HEADERS, REDIS_URL
+from tests.backend.gateway.conftest import API_KEY, HEADERS, REDIS_SKIP, REDIS_URL
 
 
 class Clock:
@@ -52,7 +52,7 @@ def test_C20_no_double_burst_at_a_window_edge(make_gateway, fake, monkeypatch):
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_C20_rolling_minute_never_exceeds_limit(backend, monkeypatch, redis_available, redis_prefix):
     if backend == "redis" and not redis_available:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+        pytest.skip(REDIS_SKIP)
     limiter = RateLimiter(REDIS_URL if backend == "redis" else None, prefix=redis_prefix)
     clock = Clock(1_800_000_000.0)
     monkeypatch.setattr(time, "time", clock)
@@ -71,7 +71,7 @@ def test_C20_rolling_minute_never_exceeds_limit(backend, monkeypatch, redis_avai
 # -- C21 -------------------------------------------------------------------------------------------
 def test_C21_two_limiters_on_one_redis_allow_exactly_the_limit(redis_available, redis_prefix):
     if not redis_available:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+        pytest.skip(REDIS_SKIP)
     a = RateLimiter(REDIS_URL, prefix=redis_prefix)
     b = RateLimiter(REDIS_URL, prefix=redis_prefix)
     barrier = threading.Barrier(20)
@@ -89,7 +89,7 @@ def test_C21_two_limiters_on_one_redis_allow_exactly_the_limit(redis_available, 
 
 def test_C21_two_gateways_sharing_redis(make_gateway, fake, redis_available, redis_prefix):
     if not redis_available:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+        pytest.skip(REDIS_SKIP)
     env = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": redis_prefix, "RATE_LIMIT_PER_MINUTE_API_KEY": "100",
            "RATE_LIMIT_PER_MINUTE_IP": "100000"}
     gw1 = make_gateway(limiter=RateLimiter(REDIS_URL, prefix=redis_prefix), **env)
@@ -197,7 +197,7 @@ def test_redis_down_falls_back_to_process_limits(make_gateway, fake):
 
 def test_redis_recovery_switches_back(redis_available, redis_prefix):
     if not redis_available:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+        pytest.skip(REDIS_SKIP)
     limiter = RateLimiter(REDIS_URL, prefix=redis_prefix, retry_interval=0.0)
     limiter._failed(ConnectionError("simulated"))
     assert limiter.status()["status"] == "degraded"
