@@ -83,11 +83,18 @@ def evaluate(session: Session, job: Job) -> None:
     for i, first in enumerate(results):
         for second in results[i + 1:]:
             if compare(job.job_type, first.output, second.output)[0]:
-                _finalize(session, job, first.output, "pair" if len(results) == 2 else "dispute",
+                _finalize(session, job, first.output, "dispute" if job.status == JobStatus.disputed else "pair",
                           results, assignments)
                 return
     if any(a.status in OPEN_ASSIGNMENT_STATUSES for a in assignments):
         return  # a replica is still computing
+    from backend.coordinator.jobs.scheduling import fill_job
+
+    if len(results) < job.replicas_needed:
+        # Too few results to disagree: a replica found no free worker at creation, or its lease ran
+        # out. Place it (now, or from the backlog sweep) instead of calling this a dispute.
+        fill_job(session, job)
+        return
     settings = get_settings()
     if len(results) >= settings.replicas + settings.max_extra_replicas:
         fail(session, job, f"no two of {len(results)} workers agreed", JobStatus.failed, outcome="no_agreement")
@@ -97,8 +104,6 @@ def evaluate(session: Session, job: Job) -> None:
     job.status = JobStatus.disputed
     job.replicas_needed = len(results) + 1
     session.add(job)
-    from backend.coordinator.jobs.scheduling import fill_job
-
     fill_job(session, job)
 
 

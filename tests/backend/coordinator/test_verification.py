@@ -249,3 +249,30 @@ def test_audit_jobs_catch_a_liar_that_cannot_tell_them_apart(coordinator, settin
         if it is not item:
             submit(coordinator, other, it)
     assert req.result().status_code == 200
+
+
+def test_a_missing_replica_is_not_a_dispute(coordinator, settings, monkeypatch):
+    """One worker online at creation: its lone result waits for the second replica, no dispute."""
+    _, _, key, (w1, w2) = setup_pool(coordinator, settings)
+    monkeypatch.setenv("HEARTBEAT_TIMEOUT_SECONDS", "0.2")
+    get_settings.cache_clear()
+    import time
+
+    time.sleep(0.3)
+    coordinator.post("/workers/heartbeat", json={"worker_id": w1.id}, headers=w1.owner.headers)
+    sweep.run_once()  # w2 goes offline
+    monkeypatch.setenv("HEARTBEAT_TIMEOUT_SECONDS", "30")
+    get_settings.cache_clear()
+    from backend.core.metrics import VERIFICATIONS
+
+    disputes_before = VERIFICATIONS.labels("disputed")._value.get()
+    req = embed_request(coordinator, key, "alone for now")
+    first = wait_for_assignment(coordinator, w1)
+    assert submit(coordinator, w1, first).json()["job_status"] == "queued"
+    coordinator.post("/workers/heartbeat", json={"worker_id": w2.id}, headers=w2.owner.headers)
+    sweep.run_once()  # the backlog step places the missing replica on the worker that came back
+    assert submit(coordinator, w2, wait_for_assignment(coordinator, w2)).json()["job_status"] == "verified"
+    res = req.result()
+    assert res.status_code == 200, res.text
+    assert res.json()["verification"]["method"] == "pair"
+    assert VERIFICATIONS.labels("disputed")._value.get() == disputes_before
