@@ -2,7 +2,7 @@
 
     run_emission(session_or_factory, *, day=None, trigger="manual", now=None) -> dict
         Per non-banned worker: EMISSION_BASE_TOKENS × uptime ratio (distinct WorkerUptime minutes in the
-        24 h before `now` / 1440) × reputation (clamped to [0, 1]), paid to its owner as
+        24 h before `now`, after the previous day's run, / 1440) × reputation (clamped to [0, 1]), paid to its owner as
         `daily_emission` from issuance, idempotency key `emission:{day}:{worker_id}`. When the total
         exceeds EMISSION_CAP_TOKENS every amount is scaled down proportionally (rounded down), so the
         total never exceeds the cap. The EmissionRun row (unique `day`) is inserted first, in the same
@@ -47,13 +47,22 @@ def _reputation(value: float | None) -> Decimal:
     return min(Decimal(1), max(ZERO, rep))
 
 
-def compute_emission(session: Session, *, now: datetime,
+def compute_emission(session: Session, *, now: datetime, day: date | None = None,
                      settings: Settings | None = None) -> list[dict[str, Any]]:
-    """What each non-banned worker would be paid now: [{worker_id, name, owner_user_id,
-    uptime_minutes, uptime_ratio, reputation, amount}] (amount a Decimal, already capped)."""
+    """What each non-banned worker would be paid now for `day` (default: now's UTC day):
+    [{worker_id, name, owner_user_id, uptime_minutes, uptime_ratio, reputation, amount}] (amount a
+    Decimal, already capped).
+
+    Uptime counts the minutes of the last 24 h that no earlier day's run has paid for: a run-now
+    shortly before midnight and the next day's run never pay the same minutes twice.
+    """
     s = settings or get_settings()
     base, cap = Decimal(s.emission_base_tokens), Decimal(s.emission_cap_tokens)
     since = now - timedelta(hours=24)
+    previous = session.execute(select(func.max(EmissionRun.started_at))
+                               .where(EmissionRun.day < (day or now.date()))).scalar_one_or_none()
+    if previous is not None:
+        since = max(since, previous)
     minutes = dict(session.execute(
         select(WorkerUptime.worker_id, func.count(func.distinct(WorkerUptime.minute)))
         .where(WorkerUptime.minute > since, WorkerUptime.minute <= now)
@@ -115,7 +124,7 @@ def _run(session: Session, *, day: date, trigger: str, now: datetime) -> dict[st
     existing = session.execute(select(EmissionRun).where(EmissionRun.day == day)).scalar_one_or_none()
     if existing is not None:
         return _already(existing)
-    run = EmissionRun(day=day, cap=Decimal(s.emission_cap_tokens), trigger=trigger, started_at=now_utc())
+    run = EmissionRun(day=day, cap=Decimal(s.emission_cap_tokens), trigger=trigger, started_at=now)
     try:
         # The unique day is the lock: another process's run that day makes this insert fail (on
         # PostgreSQL it waits for that run to commit first); the savepoint keeps our session usable.
@@ -127,7 +136,7 @@ def _run(session: Session, *, day: date, trigger: str, now: datetime) -> dict[st
             raise
         return _already(existing)
 
-    rows = compute_emission(session, now=now, settings=s)
+    rows = compute_emission(session, now=now, day=day, settings=s)
     # Lock every account this run touches in id order first: no deadlock with concurrent settlements.
     ledger.lock_user_accounts(session, [r["owner_user_id"] for r in rows if r["amount"] > 0])
     total = ZERO
@@ -207,7 +216,7 @@ def emission_status(session: Session, *, now: datetime | None = None) -> dict[st
         source = "run"
     else:
         emitted, run_cap = ZERO, cap
-        per_worker = _public(compute_emission(session, now=now, settings=s))
+        per_worker = _public(compute_emission(session, now=now, day=today, settings=s))
         source = "preview"
     return {"date": today.isoformat(), "cap_tokens": fmt(run_cap), "emitted_today_tokens": fmt(emitted),
             "remaining_tokens": fmt(max(ZERO, run_cap - emitted)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -182,3 +182,21 @@ def test_emission_endpoints(coordinator, settings):
     assert balance == run["emitted_tokens"]
     items = coordinator.get("/me/ledger?kind=daily_emission", headers=owner.headers).json()["items"]
     assert len(items) == 1 and items[0]["worker_id"] == worker.id
+
+
+def test_next_days_run_does_not_pay_the_same_minutes_again(session):
+    owner = make_db_user(session, Role.worker_owner)
+    worker = make_db_worker(session, owner, reputation=1.0)
+    evening = datetime(2026, 12, 3, 23, 50, tzinfo=UTC)
+    add_uptime(session, worker, 60, now=evening)  # 22:51 .. 23:50
+    session.commit()
+    first = emission.run_emission(session, trigger="test", now=evening)
+    session.commit()
+    assert first["date"] == "2026-12-03" and first["per_worker"][0]["uptime_minutes"] == 60
+    morning = datetime(2026, 12, 4, 0, 10, tzinfo=UTC)
+    add_uptime(session, worker, 15, now=morning)  # 23:56 .. 00:10: only these are new
+    session.commit()
+    second = emission.run_emission(session, trigger="test", now=morning)
+    session.commit()
+    assert second["date"] == "2026-12-04" and second["per_worker"][0]["uptime_minutes"] == 15
+    assert ledger.verify_invariants(session)["ok"]
