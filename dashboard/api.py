@@ -195,7 +195,10 @@ class CoordinatorApi:
         return (await self._call("GET", "/workers")).get("workers", [])
 
     async def drain_my_worker(self, worker_id: int | str) -> Any:
-        return await self._call("POST", f"/workers/{worker_id}/drain")
+        return await self._call("POST", f"/workers/{worker_id}/drain", json={})
+
+    async def resume_my_worker(self, worker_id: int | str) -> Any:
+        return await self._call("POST", f"/workers/{worker_id}/resume", json={})
 
     async def worker_rejections(self, worker_id: int | str) -> list[dict]:
         return (await self._call("GET", f"/workers/{worker_id}/rejections")).get("items", [])
@@ -205,7 +208,7 @@ class CoordinatorApi:
         return (await self._call("GET", "/admin/workers")).get("workers", [])
 
     async def admin_worker_action(self, worker_id: int | str, action: str, reason: str) -> Any:
-        if action not in ("drain", "ban", "unban"):
+        if action not in ("drain", "resume", "ban", "unban"):
             raise ApiError(f"Unknown action {action}")
         return await self._call("POST", f"/admin/workers/{worker_id}/{action}", json={"reason": reason})
 

@@ -79,7 +79,10 @@ _EN = {
     "action_drain": "Drain",
     "action_ban": "Ban",
     "action_unban": "Unban",
-    "confirm_drain": "The worker finishes its current assignments and gets no new work.",
+    "confirm_drain": "The worker finishes its current assignments and gets no new work. Every job needs "
+    "two online workers: with fewer left, new requests wait (and may time out) until one comes back.",
+    "action_resume": "Resume",
+    "confirm_resume": "The worker takes new work again from its next heartbeat.",
     "confirm_ban": "The worker gets no more work until it is unbanned.",
     "confirm_unban": "The worker may receive work again.",
     "why_rejected": "Why rejected?",
@@ -249,7 +252,10 @@ _PT = {
     "action_drain": "Drenar",
     "action_ban": "Banir",
     "action_unban": "Desbanir",
-    "confirm_drain": "O worker termina as tarefas atuais e não recebe novas.",
+    "confirm_drain": "O worker termina as tarefas atuais e não recebe novas. Cada job precisa de dois "
+    "workers online: com menos, novas requisições esperam (e podem expirar) até um voltar.",
+    "action_resume": "Retomar",
+    "confirm_resume": "O worker volta a receber trabalho a partir do próximo heartbeat.",
     "confirm_ban": "O worker não recebe mais trabalho até ser desbanido.",
     "confirm_unban": "O worker pode voltar a receber trabalho.",
     "why_rejected": "Por que rejeitado?",

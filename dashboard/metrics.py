@@ -22,11 +22,18 @@ class Snapshot:
     found: bool = False  # any openmesh_http_* series present
 
 
+# Requests the coordinator holds open on purpose (worker long-polls, a gateway waiting for its job's
+# verification): their duration is waiting time, not latency, and would swamp the latency chart.
+HELD_ROUTES = frozenset({"/jobs/poll", "/jobs/poll-batch", "/internal/jobs", "/internal/jobs/batch"})
+
+
 def parse(text: str) -> Snapshot:
     snap = Snapshot()
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             name, labels, value = s.name, s.labels, s.value
+            if name.startswith("openmesh_http_request_duration_seconds") and labels.get("route") in HELD_ROUTES:
+                continue
             if name == "openmesh_http_requests_total":
                 snap.found = True
                 snap.requests += value

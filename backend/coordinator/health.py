@@ -42,6 +42,13 @@ def _deep() -> dict[str, Any]:
         out["database"] = {"ok": False, "error": type(exc).__name__}
     redis = notify.redis_ok()
     out["redis"] = {"configured": redis is not None, "ok": redis is not False}
+    # Too few workers is not "not ready" (workers must still reach this coordinator to come back),
+    # but an operator has to see why requests wait: every job needs `replicas` distinct workers.
+    out["workers_needed"] = get_settings().replicas
+    out["warnings"] = []
+    if out.get("workers_online", 0) < out["workers_needed"]:
+        out["warnings"].append(f"{out.get('workers_online', 0)} worker(s) online; every job needs "
+                               f"{out['workers_needed']}, so new requests wait for workers")
     out["ready"] = out["database"]["ok"] and out["redis"]["ok"]
     out["status"] = "ok" if out["ready"] else "degraded"
     return out

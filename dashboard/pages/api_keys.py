@@ -120,7 +120,7 @@ def _playground() -> rx.Component:
     )
 
 
-@page(routes.API_KEYS, "API keys", roles=("client",), on_load=[ApiKeysState.load])
+@page(routes.API_KEYS, "API keys", roles=("client",), on_load=[ApiKeysState.clear_notice, ApiKeysState.load])
 def api_keys_page() -> rx.Component:
     return rx.vstack(
         rx.heading(tr("api_keys_title"), size="6"),

@@ -312,7 +312,7 @@ def _personal() -> rx.Component:
     )
 
 
-@page(routes.FINANCE, "Finance", roles=("admin", "worker_owner", "client"), on_load=[FinanceState.load])
+@page(routes.FINANCE, "Finance", roles=("admin", "worker_owner", "client"), on_load=[FinanceState.clear_notice, FinanceState.load])
 def finance_page() -> rx.Component:
     return rx.vstack(
         rx.hstack(

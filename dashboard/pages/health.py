@@ -88,6 +88,10 @@ def health_page() -> rx.Component:
                     ),
                     empty_state(tr("no_ready")),
                 ),
+                rx.cond(
+                    H.ready_warnings != "",
+                    rx.callout(H.ready_warnings, icon="info", color_scheme="amber", width="100%", id="ready-warnings"),
+                ),
                 error_callout(H.metrics_error),
                 rx.cond(
                     H.history.length() > 0,

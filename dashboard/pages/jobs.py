@@ -72,7 +72,7 @@ def _table() -> rx.Component:
     )
 
 
-@page(routes.JOBS, "Jobs", roles=("admin",), on_load=[JobsState.load])
+@page(routes.JOBS, "Jobs", roles=("admin",), on_load=[JobsState.clear_notice, JobsState.load])
 def jobs_page() -> rx.Component:
     return rx.vstack(
         rx.hstack(

@@ -55,7 +55,9 @@ def _action(row: rx.Var, action: str, color: str) -> rx.Component:
 def _admin_actions(row: rx.Var) -> rx.Component:
     return rx.hstack(
         rx.cond(
-            row["status"] != "draining", rx.cond(row["status"] != "banned", _action(row, "drain", "amber"))
+            row["status"] == "draining",
+            _action(row, "resume", "green"),
+            rx.cond(row["status"] != "banned", _action(row, "drain", "amber")),
         ),
         rx.cond(row["status"] == "banned", _action(row, "unban", "green"), _action(row, "ban", "red")),
         spacing="1",
@@ -64,7 +66,11 @@ def _admin_actions(row: rx.Var) -> rx.Component:
 
 def _owner_actions(row: rx.Var) -> rx.Component:
     return rx.hstack(
-        rx.cond((row["status"] != "draining") & (row["status"] != "banned"), _action(row, "drain", "amber")),
+        rx.cond(
+            row["status"] == "draining",
+            _action(row, "resume", "green"),
+            rx.cond(row["status"] != "banned", _action(row, "drain", "amber")),
+        ),
         rx.button(tr("why_rejected"), size="1", variant="soft", on_click=S.show_rejections(row["id"])),
         spacing="1",
     )
@@ -175,7 +181,7 @@ def _rejections() -> rx.Component:
     )
 
 
-@page(routes.WORKERS, "Workers", roles=("admin", "worker_owner"), on_load=[WorkersState.load])
+@page(routes.WORKERS, "Workers", roles=("admin", "worker_owner"), on_load=[WorkersState.clear_notice, WorkersState.load])
 def workers_page() -> rx.Component:
     return rx.vstack(
         rx.hstack(

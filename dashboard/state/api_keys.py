@@ -31,6 +31,11 @@ class ApiKeysState(AuthState):
     pg_receipt: str = ""
 
     @rx.event
+    def clear_notice(self):
+        """A page opened anew shows no message left over from an earlier visit."""
+        self.notice = ""
+
+    @rx.event
     async def load(self):
         if not self.is_authenticated:
             return None
@@ -140,3 +145,4 @@ class ApiKeysState(AuthState):
         except api.ApiError as exc:
             self.pg_error = f"{exc.status or ''} {exc.message}".strip()
         self.pg_busy = False
+        yield ApiKeysState.load  # the key's "last used" moves with the call just made

@@ -72,6 +72,11 @@ class FinanceState(AuthState):
     per_key: list[dict[str, str]] = []
     per_worker: list[dict[str, str]] = []
 
+    @rx.event
+    def clear_notice(self):
+        """A page opened anew shows no message left over from an earlier visit."""
+        self.notice = ""
+
     @rx.var
     def ledger_pages(self) -> int:
         return max(1, -(-self.ledger_total // LEDGER_PAGE))
@@ -270,7 +275,7 @@ class FinanceState(AuthState):
                 )
             else:
                 detail = "done"
-            self.notice = f"Emission run {detail}"
+            self.notice = f"Emission run: {detail}"
             self.error = ""
         except api.SessionExpired:
             return await self.expire()

@@ -33,6 +33,7 @@ class HealthState(AuthState):
     services: list[dict[str, str]] = []
     ready: dict[str, str] = {}
     ready_ok: bool = False
+    ready_warnings: str = ""
     history: list[dict] = []
     verification: list[dict] = []
     jobs_by_status: list[dict[str, str]] = []
@@ -78,11 +79,12 @@ class HealthState(AuthState):
         self.services = data["services"]
         ready = data["ready"] if isinstance(data["ready"], dict) else {}
         self.ready_ok = data["ready_status"] == 200
+        self.ready_warnings = "; ".join(str(w) for w in ready.get("warnings", []) or [])
         checks = ready.get("checks", ready)
         self.ready = {
             str(k): _check_text(v) if isinstance(v, dict) else fmt.text(v)
             for k, v in checks.items()
-            if k not in ("service", "status", "ready")
+            if k not in ("service", "status", "ready", "warnings")
         }
         now = time.time()
         prev = _PREVIOUS.setdefault(session_key, {})

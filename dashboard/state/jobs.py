@@ -52,6 +52,11 @@ class JobsState(AuthState):
     def pages(self) -> int:
         return max(1, -(-self.total // PAGE_SIZE))
 
+    @rx.event
+    def clear_notice(self):
+        """A page opened anew shows no message left over from an earlier visit."""
+        self.notice = ""
+
     def _filters(self) -> dict:
         return {
             "status": "" if self.status == "all" else self.status,

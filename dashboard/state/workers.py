@@ -66,6 +66,11 @@ class WorkersState(AuthState):
     rejections: list[dict[str, str]] = []
     rejections_for: str = ""
 
+    @rx.event
+    def clear_notice(self):
+        """A page opened anew shows no message left over from an earlier visit."""
+        self.notice = ""
+
     def _recompute(self) -> None:
         items = self._workers
         q = self.search.strip().lower()
@@ -151,10 +156,13 @@ class WorkersState(AuthState):
                 await self.api().admin_worker_action(worker_id, action, reason)
             elif action == "drain":
                 await self.api().drain_my_worker(worker_id)
+            elif action == "resume":
+                await self.api().resume_my_worker(worker_id)
             else:
                 self.error = "Only the operator can ban or unban"
                 return None
-            self.notice = f"Worker {worker_id}: {action} done"
+            done = {"drain": "draining", "resume": "resumed", "ban": "banned", "unban": "unbanned"}
+            self.notice = f"Worker {worker_id} {done.get(action, action)}"
             self.error = ""
         except api.SessionExpired:
             return await self.expire()

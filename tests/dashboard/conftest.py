@@ -38,7 +38,7 @@ TIMEOUT_MS = 30_000
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/dashboard" in str(item.fspath) and item.fspath.basename != "test_api.py":
+        if "tests/dashboard" in str(item.fspath) and item.fspath.basename not in ("test_api.py", "test_metrics.py"):
             item.add_marker(pytest.mark.browser)
             if not CHROMIUM.exists():
                 item.add_marker(

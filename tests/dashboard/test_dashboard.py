@@ -143,9 +143,15 @@ class TestAdminPages:
         dialog = page.get_by_role("alertdialog")
         dialog.locator("input[name=reason]").fill("maintenance window")
         dialog.get_by_role("button", name="Drain").click()
-        page.get_by_text(f"Worker {target['id']}: drain done").wait_for()
+        page.get_by_text(f"Worker {target['id']} draining").wait_for()
         after = {w["id"]: w for w in api.get(ADMIN, "/admin/workers")["workers"]}
         assert after[target["id"]]["status"] == "draining"
+        # and back: a drained worker can be resumed from the same row
+        page.locator(f"#resume-{target['id']}").click()
+        page.get_by_role("alertdialog").get_by_role("button", name="Resume").click()
+        page.get_by_text(f"Worker {target['id']} resumed").wait_for()
+        after = {w["id"]: w for w in api.get(ADMIN, "/admin/workers")["workers"]}
+        assert after[target["id"]]["status"] == "offline"
 
 
 class TestClient:

@@ -51,6 +51,13 @@ def drain_worker(worker_id: int, body: ReasonBody, admin: AdminUser, session: Se
     return workers.to_out(worker)
 
 
+@router.post("/workers/{worker_id}/resume", response_model=WorkerOut)
+def resume_worker(worker_id: int, body: ReasonBody, admin: AdminUser, session: SessionDep) -> WorkerOut:
+    worker = workers.resume(session, admin, _worker(session, worker_id), body.reason)
+    session.commit()
+    return workers.to_out(worker)
+
+
 @router.post("/workers/{worker_id}/ban", response_model=WorkerOut)
 def ban_worker(worker_id: int, body: ReasonBody, admin: AdminUser, session: SessionDep) -> WorkerOut:
     worker = workers.ban(session, admin, _worker(session, worker_id), body.reason)

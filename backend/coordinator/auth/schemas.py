@@ -60,11 +60,22 @@ def validate_email(value: str) -> str:
     return email
 
 
+# The passwords tried first by every credential-stuffing list; length alone lets them through.
+_COMMON_PASSWORDS = frozenset({
+    "password", "password1", "password123", "passw0rd", "qwertyuiop", "qwerty123", "iloveyou",
+    "sunshine", "princess", "football", "baseball", "welcome1", "letmein1", "admin123", "administrator",
+    "abc12345", "abcdefgh", "11111111", "12345678", "123456789", "1234567890", "87654321", "00000000",
+    "changeme", "trustno1", "dragon123", "monkey123", "superman", "starwars", "whatever",
+})
+
+
 def validate_password(value: str) -> str:
     if len(value) < MIN_PASSWORD_CHARS:
         raise ValueError(f"Password must be at least {MIN_PASSWORD_CHARS} characters")
     if len(value) > MAX_PASSWORD_CHARS:
         raise ValueError(f"Password must be at most {MAX_PASSWORD_CHARS} characters")
+    if value.isdigit() or value.lower() in _COMMON_PASSWORDS:
+        raise ValueError("Password is too easy to guess: use a longer phrase, not only digits or a common password")
     return value
 
 

@@ -51,6 +51,13 @@ def compare(job_type: JobType, a: dict[str, Any], b: dict[str, Any]) -> tuple[bo
     return gap <= settings.rank_score_tolerance, 1.0 - gap
 
 
+def _agreement(job_type: JobType, similarity: float | None) -> dict[str, float | None]:
+    """A worker's agreement with the answer, in the receipt's own metric (rank: the score gap)."""
+    if job_type == JobType.embed or similarity is None:
+        return {"similarity": similarity}
+    return {"max_score_gap": round(1.0 - similarity, 12)}
+
+
 def _scores_by_text(out: dict[str, Any]) -> dict[int, float] | None:
     idx, sc = out.get("indices"), out.get("scores")
     if not isinstance(idx, list) or not isinstance(sc, list) or len(idx) != len(sc):
@@ -147,7 +154,7 @@ def _finalize(session: Session, job: Job, answer: dict[str, Any], method: str,
         "workers": [{"worker_id": a.worker_id, "assignment_id": a.id, "nonce": a.nonce,
                      "output_hash": a.output_hash, "signature": a.signature,
                      "public_key": session.get(Worker, a.worker_id).public_key,
-                     "similarity": a.similarity} for a in accepted],
+                     **_agreement(job.job_type, a.similarity)} for a in accepted],
         "rejected_workers": [a.worker_id for a in results if a.status == AssignmentStatus.rejected],
     }
     _close(session, job, JobStatus.verified)

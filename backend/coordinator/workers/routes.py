@@ -35,9 +35,19 @@ def heartbeat(body: WorkerRef, user: CurrentUser, session: SessionDep) -> Heartb
 
 
 @router.post("/workers/{worker_id}/drain", response_model=WorkerOut)
-def drain_my_worker(worker_id: int, body: ReasonBody, user: CurrentUser, session: SessionDep) -> WorkerOut:
+def drain_my_worker(worker_id: int, user: CurrentUser, session: SessionDep,
+                    body: ReasonBody | None = None) -> WorkerOut:
     worker = service.owned_worker(session, user, worker_id)
-    service.drain(session, user, worker, body.reason or "drained by its owner")
+    service.drain(session, user, worker, (body.reason if body else "") or "drained by its owner")
+    session.commit()
+    return service.to_out(worker)
+
+
+@router.post("/workers/{worker_id}/resume", response_model=WorkerOut)
+def resume_my_worker(worker_id: int, user: CurrentUser, session: SessionDep,
+                    body: ReasonBody | None = None) -> WorkerOut:
+    worker = service.owned_worker(session, user, worker_id)
+    service.resume(session, user, worker, (body.reason if body else "") or "resumed by its owner")
     session.commit()
     return service.to_out(worker)
 

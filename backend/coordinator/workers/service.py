@@ -150,6 +150,16 @@ def ban(session: Session, actor: User | None, worker: Worker, reason: str) -> Wo
     return worker
 
 
+def resume(session: Session, actor: User, worker: Worker, reason: str) -> Worker:
+    """End a drain: the worker takes new work again from its next heartbeat."""
+    if worker.status != WorkerStatus.draining:
+        raise Conflict(f"Worker is {worker.status.value}, not draining")
+    worker.status = WorkerStatus.offline
+    session.add(worker)
+    _record(session, actor, "resume", worker, reason)
+    return worker
+
+
 def unban(session: Session, actor: User, worker: Worker, reason: str) -> Worker:
     if worker.status not in (WorkerStatus.banned, WorkerStatus.draining):
         raise Conflict(f"Worker is {worker.status.value}, not banned or draining")

@@ -586,3 +586,13 @@ def test_self_registration_with_the_admin_email_is_409(coordinator, session, set
     session.commit()
     r = _register(coordinator, email=settings.admin_email.upper(), role="client")
     assert r.status_code == 409
+
+
+def test_register_refuses_guessable_passwords_with_a_clear_message(coordinator):
+    for weak in ("12345678", "Password123", "qwertyuiop", "20261203"):
+        r = coordinator.post("/auth/register", json={"email": random_email(), "password": weak, "role": "client"})
+        assert r.status_code == 422, weak
+        assert "too easy to guess" in r.text
+    r = coordinator.post("/auth/register", json={"email": random_email(), "password": "correct horse battery",
+                                                 "role": "client"})
+    assert r.status_code == 201
