@@ -20,7 +20,7 @@ from backend.coordinator.auth.service import resolve_api_key
 from backend.coordinator.deps import InternalCaller
 from backend.coordinator.jobs import notify, service
 from backend.coordinator.jobs.schemas import ApiKeyIn, InternalBatchIn, InternalJobIn
-from backend.core.db import get_engine
+from backend.core.db import get_engine, read_only
 from backend.core.errors import NotFound, Unauthorized
 from backend.core.logging import request_id_var
 from backend.models import Job, JobStatus
@@ -52,7 +52,7 @@ def _admit(body: InternalJobIn | InternalBatchIn, request_id: str | None) -> lis
 
 def _view(job_id: int) -> dict[str, Any] | None:
     with _session() as session:
-        job = session.get(Job, job_id)
+        job = read_only(session).get(Job, job_id)
         if job is None or not service.is_terminal(job):
             return None
         return service.result_view(session, job)

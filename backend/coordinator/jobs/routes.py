@@ -9,30 +9,30 @@ from fastapi import APIRouter
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from backend.coordinator.deps import CurrentUser, SessionDep
+from backend.coordinator.deps import CurrentUser, SessionDep, TokenUserId, active_user
 from backend.coordinator.jobs import notify, service
 from backend.coordinator.jobs.schemas import PollBatchIn, PollIn, SubmitIn
 from backend.coordinator.workers.service import owned_worker_for_work
 from backend.core.db import get_engine
 from backend.core.errors import NotFound
-from backend.models import User
 
 router = APIRouter(tags=["jobs"])
 
 
-def _claim(user: User, worker_id: int, max_items: int) -> list[dict[str, Any]]:
+def _claim(user_id: int, worker_id: int, max_items: int) -> list[dict[str, Any]]:
     with Session(get_engine(), expire_on_commit=False) as session:
-        worker = owned_worker_for_work(session, user, worker_id)
+        worker = owned_worker_for_work(session, active_user(session, user_id), worker_id)
         items = service.claim(session, worker, max_items)
         session.commit()
         return items
 
 
-async def _long_poll(user: User, worker_id: int, max_items: int, wait_seconds: float) -> list[dict[str, Any]]:
+async def _long_poll(user_id: int, worker_id: int, max_items: int,
+                     wait_seconds: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + wait_seconds
     with notify.subscription(notify.worker_topic(worker_id)) as ev:
         while True:
-            items = await run_in_threadpool(_claim, user, worker_id, max_items)
+            items = await run_in_threadpool(_claim, user_id, worker_id, max_items)
             remaining = deadline - time.monotonic()
             if items or remaining <= 0:
                 return items
@@ -41,16 +41,16 @@ async def _long_poll(user: User, worker_id: int, max_items: int, wait_seconds: f
 
 
 @router.post("/jobs/poll")
-async def poll(body: PollIn, user: CurrentUser) -> dict[str, Any]:
-    items = await _long_poll(user, body.worker_id, 1, body.wait_seconds)
+async def poll(body: PollIn, user_id: TokenUserId) -> dict[str, Any]:
+    items = await _long_poll(user_id, body.worker_id, 1, body.wait_seconds)
     if not items:
         raise NotFound("No assignment available")
     return items[0]
 
 
 @router.post("/jobs/poll-batch")
-async def poll_batch(body: PollBatchIn, user: CurrentUser) -> dict[str, Any]:
-    return {"assignments": await _long_poll(user, body.worker_id, body.max_items, body.wait_seconds)}
+async def poll_batch(body: PollBatchIn, user_id: TokenUserId) -> dict[str, Any]:
+    return {"assignments": await _long_poll(user_id, body.worker_id, body.max_items, body.wait_seconds)}
 
 
 @router.post("/jobs/submit")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
-from backend.coordinator.deps import CurrentUser, SessionDep, WorkerOwner
+from backend.coordinator.deps import CurrentUser, SessionDep, TokenUserId, WorkerOwner, active_user
 from backend.coordinator.workers import service
 from backend.coordinator.workers.schemas import HeartbeatOut, ReasonBody, WorkerOut, WorkerRef, WorkerRegister
+from backend.core.db import get_engine
 from backend.models import Worker
-from sqlmodel import col, select
 
 router = APIRouter(tags=["workers"])
 
@@ -26,12 +28,18 @@ def list_my_workers(user: CurrentUser, session: SessionDep) -> dict[str, list[Wo
     return {"workers": service.list_out(session, list(workers))}
 
 
+def _heartbeat(user_id: int, worker_id: int) -> HeartbeatOut:
+    # The hot path: user, worker and liveness in one session, one transaction, one thread hop.
+    with Session(get_engine(), expire_on_commit=False) as session:
+        worker = service.owned_worker_for_work(session, active_user(session, user_id), worker_id)
+        service.touch(session, worker)
+        session.commit()
+        return HeartbeatOut(worker_id=worker.id, last_seen_at=worker.last_seen_at, status=worker.status.value)
+
+
 @router.post("/workers/heartbeat", response_model=HeartbeatOut)
-def heartbeat(body: WorkerRef, user: CurrentUser, session: SessionDep) -> HeartbeatOut:
-    worker = service.owned_worker_for_work(session, user, body.worker_id)
-    service.touch(session, worker)
-    session.commit()
-    return HeartbeatOut(worker_id=worker.id, last_seen_at=worker.last_seen_at, status=worker.status.value)
+async def heartbeat(body: WorkerRef, user_id: TokenUserId) -> HeartbeatOut:
+    return await run_in_threadpool(_heartbeat, user_id, body.worker_id)
 
 
 @router.post("/workers/{worker_id}/drain", response_model=WorkerOut)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import event, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -70,12 +70,22 @@ def touch(session: Session, worker: Worker, now: datetime | None = None) -> None
         worker.status = WorkerStatus.online
     session.add(worker)
     minute = now.replace(second=0, microsecond=0)
-    _insert_uptime_minute(session, worker.id, minute)
+    # One uptime row per worker and minute: after the first heartbeat of a minute has committed,
+    # the rest of that minute's heartbeats skip the (idempotent) insert. The key includes the
+    # worker's creation time, so a recreated row with a reused id is never mistaken for this one.
+    seen_key = (worker.id, worker.created_at)
+    if _uptime_recorded.get(seen_key) != minute:
+        _insert_uptime_minute(session, worker.id, minute)
+        event.listen(session, "after_commit", lambda _s: _uptime_recorded.__setitem__(seen_key, minute), once=True)
     if came_online:
         # A worker coming online may take queued jobs that found nobody at creation.
         from backend.coordinator.jobs import scheduling
 
         scheduling.fill_backlog(session, limit=50)
+
+
+_uptime_recorded: dict[tuple[int | None, datetime], datetime] = {}
+"""(worker id, created_at) → the last minute whose uptime row this process saw committed."""
 
 
 def _insert_uptime_minute(session: Session, worker_id: int, minute: datetime) -> None:
