@@ -135,3 +135,100 @@ def test_unicode_and_punycode_forms_of_one_address_are_one_account(coordinator):
     assert r.status_code == 409, r.text
     for email in ("ann@exämple.com", "ANN@XN--EXMPLE-CUA.COM"):
         assert coordinator.post("/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
+
+
+# --- held: sybil scheduling, IDOR, roles -----------------------------------------------------------
+
+def test_two_workers_of_one_owner_never_share_a_job_while_another_owner_is_free(coordinator, settings):
+    from tests.factories import make_user, make_worker
+    from tests.backend.coordinator.jobhelpers import poll
+
+    _, _, key, _ = setup_pool(coordinator, settings, n_workers=0)
+    sybil = make_user(coordinator, "worker_owner")
+    s1, s2 = (make_worker(coordinator, sybil, specs={"reputation": 0.9, "estimated_latency_ms": 1,
+                                                     "max_concurrency": 4}) for _ in range(2))
+    honest = make_worker(coordinator, make_user(coordinator, "worker_owner"),
+                         specs={"reputation": 0.1, "estimated_latency_ms": 5000, "max_concurrency": 4})
+    embed_request(coordinator, key, "sybil", wait=1)
+    got = {w.id: poll(coordinator, w, wait=0.5) for w in (s1, s2, honest)}
+    assert got[honest.id] is not None
+    assert (got[s1.id] is None) != (got[s2.id] is None)
+
+
+def test_idor_and_role_holes_stay_closed(coordinator, settings):
+    from tests.factories import make_api_key, make_user, make_worker
+
+    c = coordinator
+    alice, bob = make_user(c, "client"), make_user(c, "client")
+    owner, other = make_user(c, "worker_owner"), make_user(c, "worker_owner")
+    w = make_worker(c, owner)
+    make_api_key(c, alice)
+    key_id = c.get("/auth/api-keys", headers=alice.headers).json()["api_keys"][0]["id"]
+    assert c.delete(f"/auth/api-keys/{key_id}", headers=bob.headers).status_code == 404
+    assert c.get("/auth/api-keys", headers=bob.headers).json()["api_keys"] == []
+    for path, body in (("/workers/heartbeat", {"worker_id": w.id}), ("/jobs/poll", {"worker_id": w.id}),
+                       (f"/workers/{w.id}/drain", {})):
+        r = c.post(path, json=body, headers=other.headers)
+        assert r.status_code == 404 and r.json()["detail"] == "Worker not found", (path, r.text)
+    assert c.get(f"/workers/{w.id}/rejections", headers=other.headers).status_code == 404
+    for path in ("/admin/workers", "/admin/jobs", "/admin/finance/summary", "/admin/leaderboard",
+                 "/admin/emission/status", "/admin/users"):
+        assert c.get(path, headers=owner.headers).status_code == 403, path
+        assert c.get(path, headers=alice.headers).status_code == 403, path
+    assert c.post("/admin/emission/run-now", headers=owner.headers).status_code == 403
+    assert c.post(f"/admin/users/{owner.id}/credit", json={"amount": "5"}, headers=owner.headers).status_code == 403
+    r = c.post("/workers/register", headers=alice.headers, json={"name": "x", "public_key": "A" * 43})
+    assert r.status_code == 403
+    # path and body ids past int64 are refused cleanly, never a database overflow
+    big = 2**70
+    assert c.delete(f"/auth/api-keys/{big}", headers=alice.headers).status_code in (404, 422)
+    assert c.post("/jobs/poll", json={"worker_id": big}, headers=owner.headers).status_code in (404, 422)
+    assert c.get(f"/me/ledger?offset={big}", headers=alice.headers).status_code in (200, 422)
+
+
+def test_concurrent_refreshes_with_one_token_rotate_it_at_most_once(coordinator):
+    import threading
+
+    from tests.factories import make_user
+
+    user = make_user(coordinator, "client")
+    results: list = []
+    barrier = threading.Barrier(4)
+
+    def go():
+        barrier.wait()
+        results.append(coordinator.post("/auth/refresh", json={"refresh_token": user.refresh_token}))
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    codes = sorted(r.status_code for r in results)
+    assert codes.count(200) <= 1 and all(c in (200, 401) for c in codes), codes
+    assert coordinator.post("/auth/refresh", json={"refresh_token": user.refresh_token}).status_code == 401
+
+
+def test_concurrent_credits_with_one_idempotency_key_credit_once(coordinator, settings):
+    import threading
+
+    from tests.factories import admin_login, make_user
+
+    admin = admin_login(coordinator, settings)
+    user = make_user(coordinator, "client")
+    results: list = []
+    barrier = threading.Barrier(4)
+
+    def go():
+        barrier.wait()
+        results.append(coordinator.post(f"/admin/users/{user.id}/credit", headers=admin.headers,
+                                        json={"amount": "7", "idempotency_key": "same-key"}))
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(r.status_code == 201 for r in results), [r.text for r in results]
+    assert sum(not r.json()["replayed"] for r in results) == 1
+    assert coordinator.get("/me/balance", headers=user.headers).json()["balance"] == "7"
