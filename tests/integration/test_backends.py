@@ -21,7 +21,8 @@ from sqlmodel import Session, SQLModel
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
-NO_PG = "TEST_DATABASE_URL not set (CI: postgresql+psycopg://postgres@127.0.0.1:5432/test): PostgreSQL test skipped"
+NO_PG = ("TEST_DATABASE_URL not set (CI: postgresql+psycopg://postgres@127.0.0.1:5432/test): "
+         "PostgreSQL test skipped")
 NO_REDIS = "TEST_REDIS_URL not set (CI: redis://127.0.0.1:6379/0): Redis test skipped"
 
 
@@ -115,7 +116,8 @@ def test_postgres_decimal_amounts_round_trip_exactly(pg_engine):
         s.add(user)
         s.flush()
         for i, amount in enumerate(("0.000000001", "123456789.123456789", "0.1", "0.2")):
-            service.credit(s, user_id=user.id, amount=Decimal(amount), memo="t", idempotency_key=f"d:{user.id}:{i}")
+            service.credit(s, user_id=user.id, amount=Decimal(amount), memo="t",
+                           idempotency_key=f"d:{user.id}:{i}")
         s.commit()
         assert service.balances(s, user.id)[0] == Decimal("123456789.423456790")
 
