@@ -51,6 +51,7 @@ COORDINATOR_POLICY: dict[tuple[str, str], str] = {
     ("GET", "/workers"): AUTH,
     ("POST", "/workers/heartbeat"): AUTH,
     ("POST", "/workers/{worker_id}/drain"): AUTH,
+    ("POST", "/workers/{worker_id}/resume"): AUTH,
     ("GET", "/workers/{worker_id}/rejections"): AUTH,
     ("POST", "/jobs/poll"): AUTH,
     ("POST", "/jobs/poll-batch"): AUTH,
