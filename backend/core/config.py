@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     replicas: int = 2
     max_extra_replicas: int = 3
     audit_rate: float = 0.05
+    initial_reputation: float = Field(default=0.5, ge=0, le=1)
+    """Where every new worker starts; a declared `specs_json.reputation` can only be lower."""
     reputation_verified_delta: float = 0.01
     reputation_rejected_delta: float = 0.05
     fraud_threshold: int = 2

@@ -31,8 +31,10 @@ def register(session: Session, owner: User, body: WorkerRegister) -> Worker:
     worker = Worker(
         name=body.name, owner_user_id=owner.id, region=body.region, public_key=body.public_key,
         specs_json=specs,
-        # A self-declared reputation is only a hint: it is capped so a new worker cannot claim trust.
-        reputation=min(float(specs.get("reputation", 0.5)), 0.9),
+        # A self-declared reputation is only a hint that can lower the start, never raise it: trust is
+        # earned by verified results, or throwaway owner accounts could win both replicas of a job.
+        reputation=min(float(specs.get("reputation", get_settings().initial_reputation)),
+                       get_settings().initial_reputation),
         estimated_latency_ms=float(specs.get("estimated_latency_ms", 1000.0)),
         max_concurrency=int(specs.get("max_concurrency", 1)),
     )
@@ -122,12 +124,17 @@ def list_out(session: Session, workers: list[Worker]) -> list[WorkerOut]:
 
 def release_open_assignments(session: Session, worker: Worker, reason: str,
                              include_running: bool = False) -> set[int]:
-    """Give a worker's not-yet-started (or, when banned, all open) work to others; returns job ids."""
-    statuses = OPEN_ASSIGNMENT_STATUSES if include_running else (AssignmentStatus.pending,)
+    """Give a worker's not-yet-started (or, when banned, all unfinished) work to others; returns job ids.
+
+    A banned worker's submitted results still waiting for a peer are discarded too: a cheater's
+    earlier answers must neither decide a job nor earn a reward.
+    """
+    statuses = (*OPEN_ASSIGNMENT_STATUSES, AssignmentStatus.submitted) if include_running \
+        else (AssignmentStatus.pending,)
     rows = session.exec(select(Assignment).where(
         Assignment.worker_id == worker.id, col(Assignment.status).in_(statuses))).all()
     for a in rows:
-        a.status = AssignmentStatus.expired
+        a.status = AssignmentStatus.expired if a.status != AssignmentStatus.submitted else AssignmentStatus.cancelled
         a.reject_reason = reason
         session.add(a)
     return {a.job_id for a in rows}

@@ -74,9 +74,9 @@ def test_dispute_is_settled_by_a_third_worker_and_the_liar_rejected(coordinator,
 def test_two_rejections_ban_the_worker_and_admin_can_unban(coordinator, settings):
     admin, _, key, _ = setup_pool(coordinator, settings, n_workers=0)
     spec = {"estimated_latency_ms": 100, "max_concurrency": 4}
-    # The liar claims a high reputation so the scheduler keeps choosing it until it is caught.
+    # The honest workers declare a modest start, so the scheduler keeps choosing the liar until it is caught.
     liar = make_worker(coordinator, make_user(coordinator, "worker_owner"), specs={**spec, "reputation": 0.9})
-    honest = [make_worker(coordinator, make_user(coordinator, "worker_owner"), specs={**spec, "reputation": 0.5})
+    honest = [make_worker(coordinator, make_user(coordinator, "worker_owner"), specs={**spec, "reputation": 0.3})
               for _ in range(2)]
     everyone = [liar, *honest]
     for text in ("one", "two"):
@@ -93,7 +93,7 @@ def test_two_rejections_ban_the_worker_and_admin_can_unban(coordinator, settings
     workers = {w["id"]: w for w in coordinator.get("/admin/workers", headers=admin.headers).json()["workers"]}
     assert workers[liar_id]["status"] == "banned"
     assert workers[liar_id]["rejected_count"] == 2
-    assert workers[liar_id]["reputation"] < 0.9
+    assert workers[liar_id]["reputation"] < 0.5
     r = coordinator.post("/jobs/poll", json={"worker_id": liar_id}, headers=liar.owner.headers)
     assert r.status_code == 403
     r = coordinator.post(f"/admin/workers/{liar_id}/unban", json={"reason": "appeal accepted"}, headers=admin.headers)
