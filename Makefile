@@ -31,7 +31,8 @@ test: install
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -q
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \
-	  $(BIN)/python -m pytest -q -m "not browser and not e2e" tests/backend/coordinator tests/integration/test_backends.py; \
+	  $(BIN)/python -m pytest -q -m "not browser" tests/backend tests/integration/test_backends.py \
+	    tests/integration/test_two_gateways_two_coordinators.py; \
 	fi
 
 test-fast: install
