@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic_core import PydanticCustomError
 
 from backend.core.config import get_settings
+from backend.core.text import is_blank
 
 
 class TextProblem(ValueError):
@@ -23,7 +24,7 @@ class TextProblem(ValueError):
 
 
 def text_problem(value: str, max_chars: int) -> TextProblem | None:
-    if not value.strip():
+    if is_blank(value):
         return TextProblem("empty_text", "must not be empty or whitespace-only")
     if "\x00" in value:
         return TextProblem("nul_character", "must not contain NUL (U+0000) characters")

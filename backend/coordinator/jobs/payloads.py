@@ -8,6 +8,7 @@ from typing import Any
 
 from backend.core.config import get_settings
 from backend.core.errors import Unprocessable
+from backend.core.text import is_blank
 from backend.models import JobType
 
 EMBEDDING_DIM = 384
@@ -23,7 +24,7 @@ OUTPUT_KEYS = {JobType.embed: {"embedding"}, JobType.rank: {"indices", "scores"}
 def check_text(value: Any, field: str, max_chars: int) -> str:
     if not isinstance(value, str):
         raise Unprocessable(f"{field} must be a string")
-    if not value.strip():
+    if is_blank(value):
         raise Unprocessable(f"{field} must not be empty or only whitespace")
     if len(value) > max_chars:
         raise Unprocessable(f"{field} is {len(value)} characters; the maximum is {max_chars}")

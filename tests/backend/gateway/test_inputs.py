@@ -47,7 +47,11 @@ def test_C01_whitespace_inside_lists_and_single_string_alike(make_gateway, fake)
     assert r1.json()["error"]["param"] == "input"
     assert r2.json()["error"]["param"] == "input[2]"
     assert r3.json()["detail"][0]["field"] == "texts[1]"
-    assert fake.calls == []
+    # invisible format characters (zero-width space, joiner, BOM) leave nothing to embed either
+    r4 = gw.post("/v1/embed", json={"text": "\u200b\u200d\ufeff "}, headers=HEADERS)
+    assert r4.status_code == 422 and r4.json()["detail"][0]["field"] == "text"
+    assert gw.post("/v1/embed", json={"text": "a\u200bb"}, headers=HEADERS).status_code == 200
+    assert len(fake.calls) == 1
 
 
 # -- C04 -------------------------------------------------------------------------------------------
