@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from backend.coordinator.deps import CurrentUser, SessionDep, TokenUserId, active_user
+from backend.coordinator.deps import TokenUserId, active_user
 from backend.coordinator.jobs import notify, service
 from backend.coordinator.jobs.schemas import PollBatchIn, PollIn, SubmitIn
 from backend.coordinator.workers.service import owned_worker_for_work
@@ -53,13 +53,19 @@ async def poll_batch(body: PollBatchIn, user_id: TokenUserId) -> dict[str, Any]:
     return {"assignments": await _long_poll(user_id, body.worker_id, body.max_items, body.wait_seconds)}
 
 
+def _submit(user_id: int, body: SubmitIn) -> dict[str, Any]:
+    # One session, one transaction, one thread hop (the token was checked on the event loop).
+    with Session(get_engine(), expire_on_commit=False) as session:
+        worker = owned_worker_for_work(session, active_user(session, user_id), body.worker_id)
+        try:
+            result = service.submit(session, worker, body)
+        except service.SignedInvalidOutput:
+            session.commit()  # the strike stands; the answer is still a 422
+            raise
+        session.commit()
+        return result
+
+
 @router.post("/jobs/submit")
-def submit(body: SubmitIn, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
-    worker = owned_worker_for_work(session, user, body.worker_id)
-    try:
-        result = service.submit(session, worker, body)
-    except service.SignedInvalidOutput:
-        session.commit()  # the strike stands; the answer is still a 422
-        raise
-    session.commit()
-    return result
+async def submit(body: SubmitIn, user_id: TokenUserId) -> dict[str, Any]:
+    return await run_in_threadpool(_submit, user_id, body)
