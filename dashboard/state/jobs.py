@@ -21,7 +21,7 @@ def _job_row(j: dict) -> dict[str, str]:
         "id": fmt.text(j.get("id")),
         "job_type": fmt.text(j.get("job_type")),
         "status": fmt.text(j.get("status")),
-        "client": fmt.text(j.get("client_user_id")) or ("demo" if j.get("is_demo") else "—"),
+        "client": fmt.text(j.get("client_email") or j.get("client_user_id")) or ("demo" if j.get("is_demo") else "—"),
         "created_at": fmt.when(j.get("created_at")),
         "finished_at": fmt.when(j.get("finished_at")),
         "price": fmt.tokens(j.get("price")),

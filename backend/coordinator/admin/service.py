@@ -13,9 +13,10 @@ from backend.core.money import fmt
 from backend.models import AdminAction, Assignment, Job, JobStatus, JobType, User
 
 
-def _job_row(job: Job) -> dict[str, Any]:
+def _job_row(job: Job, client_email: str | None = None) -> dict[str, Any]:
     return {"id": job.id, "job_type": job.job_type.value, "status": job.status.value,
-            "client_user_id": job.client_user_id, "api_key_id": job.api_key_id, "is_audit": job.is_audit,
+            "client_user_id": job.client_user_id, "client_email": client_email,
+            "api_key_id": job.api_key_id, "is_audit": job.is_audit,
             "is_demo": job.is_demo, "price": fmt(job.price), "units": job.units,
             "replicas_needed": job.replicas_needed, "error": job.error, "request_id": job.request_id,
             "created_at": job.created_at, "finished_at": job.finished_at}
@@ -45,8 +46,9 @@ def list_jobs(session: Session, *, status: JobStatus | None, job_type: JobType |
     if worker_id is not None:
         conds.append(col(Job.id).in_(select(Assignment.job_id).where(Assignment.worker_id == worker_id)))
     total = session.exec(select(func.count()).select_from(Job).where(*conds)).one()
-    rows = session.exec(select(Job).where(*conds).order_by(col(Job.id).desc()).limit(limit).offset(offset)).all()
-    return {"items": [_job_row(j) for j in rows], "total": total, "limit": limit, "offset": offset}
+    rows = session.exec(select(Job, User.email).outerjoin(User, col(User.id) == Job.client_user_id).where(*conds)
+                        .order_by(col(Job.id).desc()).limit(limit).offset(offset)).all()
+    return {"items": [_job_row(j, email) for j, email in rows], "total": total, "limit": limit, "offset": offset}
 
 
 def job_detail(session: Session, job_id: int) -> dict[str, Any]:
@@ -54,7 +56,8 @@ def job_detail(session: Session, job_id: int) -> dict[str, Any]:
     if job is None:
         raise NotFound("Job not found")
     assignments = session.exec(select(Assignment).where(Assignment.job_id == job.id).order_by(col(Assignment.id))).all()
-    return {**_job_row(job), "payload": job.payload, "output": job.output, "verification": job.verification,
+    client = session.get(User, job.client_user_id) if job.client_user_id is not None else None
+    return {**_job_row(job, client.email if client else None), "payload": job.payload, "output": job.output, "verification": job.verification,
             "deadline_at": job.deadline_at, "usage": jobs.usage(session, job),
             "assignments": [{"id": a.id, "worker_id": a.worker_id, "status": a.status.value,
                              "similarity": a.similarity, "reject_reason": a.reject_reason,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tests.backend.coordinator.jobhelpers import (
+    INTERNAL,
     BackgroundRequest,
     fake_embedding,
     honest_output,
@@ -89,3 +90,13 @@ def test_poll_without_work_is_404(coordinator, settings):
     _, _, _, (w1, _) = setup_pool(coordinator, settings)
     r = coordinator.post("/jobs/poll", json={"worker_id": w1.id}, headers=w1.owner.headers)
     assert r.status_code == 404 and r.json()["detail"] == "No assignment available"
+
+
+def test_admin_job_list_and_detail_name_the_client(coordinator, settings):
+    admin, client_user, key, (w1, w2) = setup_pool(coordinator, settings)
+    r = coordinator.post("/internal/jobs", headers=INTERNAL,
+                         json={"api_key": key, "job_type": "embed", "payload": {"text": "who"}, "wait_seconds": 0})
+    job_id = r.json()["job_id"]
+    row = coordinator.get("/admin/jobs", headers=admin.headers).json()["items"][0]
+    assert row["id"] == job_id and row["client_email"] == client_user.email
+    assert coordinator.get(f"/admin/jobs/{job_id}", headers=admin.headers).json()["client_email"] == client_user.email
