@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -18,6 +17,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session, SQLModel
+
+from tests.backend.coordinator.jobhelpers import run_concurrently
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
@@ -54,25 +55,6 @@ def pg_engine() -> Iterator:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
-def _threads(n: int, target) -> list:
-    results: list = [None] * n
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = target(i)
-        except Exception as exc:  # noqa: BLE001 - inspected by the test
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
-
-
 @pytest.mark.postgres
 def test_postgres_twenty_concurrent_reservations_against_a_balance_for_ten(pg_engine):
     from backend.coordinator.ledger import service
@@ -98,7 +80,7 @@ def test_postgres_twenty_concurrent_reservations_against_a_balance_for_ten(pg_en
             except InsufficientBalance:
                 return False
 
-    results = _threads(20, reserve)
+    results = run_concurrently(20, reserve)
     assert results.count(True) == 10 and results.count(False) == 10, results
     with Session(pg_engine) as s:
         assert service.balances(s, uid) == (Decimal(10), Decimal(10), Decimal(0))

@@ -91,3 +91,31 @@ def wait_for_assignment(client: TestClient, worker: TestWorker, tries: int = 100
         if item is not None:
             return item
     raise AssertionError("no assignment arrived")
+
+
+def embed_request(client: TestClient, key: str, text: str = "hello", wait: float = 20) -> BackgroundRequest:
+    """Start a gateway-style embed request that the coordinator holds open until it is verified."""
+    req = BackgroundRequest(client, "/internal/jobs",
+                            {"api_key": key, "job_type": "embed", "payload": {"text": text}, "wait_seconds": wait})
+    req.start()
+    return req
+
+
+def run_concurrently(n: int, target) -> list:
+    """Call target(0..n-1) from n threads released together; each result or raised exception, in order."""
+    results: list = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except Exception as exc:  # noqa: BLE001 - inspected by the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results

@@ -8,19 +8,13 @@ import pytest
 
 from tests.backend.coordinator.jobhelpers import (
     BackgroundRequest,
+    embed_request,
     fake_embedding,
     honest_output,
     submit,
     wait_for_assignment,
 )
 from tests.backend.coordinator.test_jobs_flow import setup_pool
-
-
-def embed_request(coordinator, key, text="hello", wait=20):
-    req = BackgroundRequest(coordinator, "/internal/jobs",
-                            {"api_key": key, "job_type": "embed", "payload": {"text": text}, "wait_seconds": wait})
-    req.start()
-    return req
 
 
 def test_unnormalised_huge_embeddings_are_refused_and_never_agree(coordinator, settings):
@@ -140,8 +134,8 @@ def test_unicode_and_punycode_forms_of_one_address_are_one_account(coordinator):
 # --- held: sybil scheduling, IDOR, roles -----------------------------------------------------------
 
 def test_two_workers_of_one_owner_never_share_a_job_while_another_owner_is_free(coordinator, settings):
-    from tests.factories import make_user, make_worker
     from tests.backend.coordinator.jobhelpers import poll
+    from tests.factories import make_user, make_worker
 
     _, _, key, _ = setup_pool(coordinator, settings, n_workers=0)
     sybil = make_user(coordinator, "worker_owner")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -11,6 +10,7 @@ from backend.coordinator.ledger import service
 from backend.core.errors import InsufficientBalance
 from backend.core.money import Money, fmt
 from backend.models import Account, AccountKind, EntryKind, LedgerEntry, Role
+from tests.backend.coordinator.jobhelpers import run_concurrently
 from tests.backend.coordinator.test_ledger import (
     fund,
     make_db_job,
@@ -21,25 +21,6 @@ from tests.backend.coordinator.test_ledger import (
 from tests.factories import admin_login, make_user
 
 D = Decimal
-
-
-def _run_threads(n: int, target) -> list:
-    results: list = [None] * n
-    barrier = threading.Barrier(n)
-
-    def _wrap(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = target(i)
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            results[i] = exc
-
-    threads = [threading.Thread(target=_wrap, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 def test_C25_concurrent_debits(session):
@@ -66,7 +47,7 @@ def test_C25_concurrent_debits(session):
             s.commit()
         return "200"
 
-    results = _run_threads(20, admit_and_settle)
+    results = run_concurrently(20, admit_and_settle)
     assert sorted(results) == ["200"] * 10 + ["402"] * 10, results
     assert service.balances(session, client) == (D(0), D(0), D(0))
     assert service.verify_invariants(session) == {"ok": True, "problems": []}
@@ -85,7 +66,7 @@ def test_C25_concurrent_debits(session):
             service.settle_job(s, job=s.get(Job, big[i]), rewarded_workers=[(worker, owner)])
             s.commit()
 
-    assert _run_threads(2, debit) == [None, None]
+    assert run_concurrently(2, debit) == [None, None]
     assert service.balances(session, other) == (D(900), D(0), D(900))
     assert service.verify_invariants(session)["ok"]
 
@@ -104,7 +85,7 @@ def test_C25_concurrent_reserves_never_overdraw(session):
             except InsufficientBalance:
                 return False
 
-    results = _run_threads(20, reserve_one)
+    results = run_concurrently(20, reserve_one)
     assert results.count(True) == 10 and results.count(False) == 10
     assert service.balances(session, client) == (D(10), D(10), D(0))
 
@@ -127,7 +108,7 @@ def test_C27_concurrent_settlements_of_one_job_pay_once(session):
             s.commit()
             return r.settled_now
 
-    results = _run_threads(4, settle)
+    results = run_concurrently(4, settle)
     assert results.count(True) == 1 and results.count(False) == 3, results
     assert service.balances(session, client) == (D(4), D(2), D(2))
     assert service.balances(session, owner)[0] == D("0.9")

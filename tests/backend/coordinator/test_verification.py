@@ -13,7 +13,7 @@ from backend.core.config import get_settings
 from backend.models import EntryKind, LedgerEntry
 from tests.backend.coordinator.jobhelpers import (
     INTERNAL,
-    BackgroundRequest,
+    embed_request,
     fake_embedding,
     poll,
     submit,
@@ -21,13 +21,6 @@ from tests.backend.coordinator.jobhelpers import (
 )
 from tests.backend.coordinator.test_jobs_flow import setup_pool
 from tests.factories import make_user, make_worker
-
-
-def embed_request(coordinator, key, text="hello", wait=20):
-    req = BackgroundRequest(coordinator, "/internal/jobs",
-                            {"api_key": key, "job_type": "embed", "payload": {"text": text}, "wait_seconds": wait})
-    req.start()
-    return req
 
 
 def test_C09_honest_float_noise_is_verified_and_both_paid(coordinator, settings, session):
