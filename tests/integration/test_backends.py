@@ -141,8 +141,12 @@ def test_redis_relays_wake_ups_between_coordinator_processes(monkeypatch):
         finally:
             await notify.stop()
 
+    # A thread of its own: a session-scoped Playwright browser keeps an event loop running in this one.
+    from concurrent.futures import ThreadPoolExecutor
+
     try:
-        woke, stray = asyncio.run(scenario())
+        with ThreadPoolExecutor(1) as pool:
+            woke, stray = pool.submit(asyncio.run, scenario()).result(timeout=30)
     finally:
         get_settings.cache_clear()
     assert woke is True
