@@ -20,7 +20,7 @@ new MutationObserver(() => {
 
 
 class TestLoginGuard:
-    def test_fresh_browser_on_workers_is_redirected_without_protected_data(self, page):
+    def test_C35_fresh_browser_on_workers_is_redirected_without_protected_data(self, page):
         page.add_init_script(LEAK_PROBE)
         page.goto(page.base + "/workers")
         page.wait_for_url("**/login?next=/workers", wait_until="commit")
@@ -29,7 +29,7 @@ class TestLoginGuard:
         assert page.locator(PROTECTED).count() == 0
         shot(page, "login")
 
-    def test_admin_login_lands_on_workers_with_real_data(self, page, api):
+    def test_C35_admin_login_lands_on_workers_with_real_data(self, page, api):
         login(page, ADMIN, "/workers")
         workers = api.get(ADMIN, "/admin/workers")["workers"]
         count = page.locator("#workers-count")
@@ -40,7 +40,7 @@ class TestLoginGuard:
         assert page.locator("#user-email").inner_text() == ADMIN[0]
         shot(page, "workers-admin")
 
-    def test_logout_then_back_shows_nothing_and_old_session_is_dead(self, page, browser):
+    def test_C35_logout_then_back_shows_nothing_and_old_session_is_dead(self, page, browser):
         login(page, ADMIN, "/workers")
         page.locator("#workers-count").wait_for()
         sid = next(c for c in page.context.cookies() if c["name"] == "openmesh_sid")

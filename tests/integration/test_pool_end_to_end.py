@@ -55,6 +55,19 @@ def test_rank_puts_the_obvious_match_first(live_pool):
     assert out["scores"] == sorted(out["scores"], reverse=True)
 
 
+def test_C02_text_longer_than_the_window_is_truncated_at_256_word_pieces(live_pool, encoder):
+    for text in ("word " * 2000, " ".join(f"token{i}" for i in range(150))):  # ~2,000 and ~300+ pieces
+        r = live_pool.gateway("POST", "/v1/embed", json={"text": text})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["usage"]["truncated"] is True and body["usage"]["tokens"] == 256
+        assert body["verification"]["method"] == "pair"  # both honest workers truncated identically
+        assert cosine(body["output"]["embedding"], model_vec(encoder, text)) >= 0.9999
+    r = live_pool.gateway("POST", "/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "word " * 2000})
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["prompt_tokens"] == 256
+
+
 def test_receipt_signatures_verify_against_the_workers_public_keys(live_pool):
     text = "receipts can be checked by the client"
     answer = live_pool.gateway("POST", "/v1/embed", json={"text": text}).json()

@@ -200,9 +200,12 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
     assignment.signature = body.signature
     assignment.metrics_json = body.metrics_json
     session.add(assignment)
-    touch(session, worker)
     session.flush()
     verification.evaluate(session, job)
+    # Liveness after the verdict: the verdict locks its workers' rows in id order, and this worker's row
+    # must not be held before that (see verification._finalize).
+    touch(session, worker)
+    session.flush()
     session.refresh(assignment)
     return {"assignment_id": assignment.id, "status": assignment.status.value, "job_status": job.status.value}
 

@@ -119,6 +119,10 @@ def _finalize(session: Session, job: Job, answer: dict[str, Any], method: str,
     settings = get_settings()
     if job.job_type == JobType.rank:
         answer = canonical_rank_output(answer)
+    # Every worker row this verdict touches, locked in id order: two jobs finalised at once by the same
+    # pair of workers would otherwise lock them in opposite orders and deadlock (PostgreSQL).
+    session.exec(select(Worker).where(col(Worker.id).in_(sorted({a.worker_id for a in results})))
+                 .order_by(col(Worker.id)).with_for_update()).all()
     accepted: list[Assignment] = []
     for a in results:
         if a.status != AssignmentStatus.submitted:

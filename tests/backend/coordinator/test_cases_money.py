@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -168,3 +169,50 @@ def test_C28_balances_over_http_are_exact_strings(coordinator, settings):
     ledger = coordinator.get("/me/ledger", headers=other.headers).json()
     assert ledger["items"][0]["amount"] == "12345678.123456789"
     assert isinstance(ledger["items"][0]["amount"], str)
+
+
+def test_C31_concurrent_submits_and_debits_on_sqlite_never_lock(coordinator, settings):
+    """50 client requests (each reserving from the ledger) and their 100 signed submissions, all at once."""
+    from tests.backend.coordinator.jobhelpers import INTERNAL, honest_output
+    from tests.factories import credit, make_api_key, make_worker
+
+    admin = admin_login(coordinator, settings)
+    client_user = make_user(coordinator, "client")
+    credit(coordinator, admin, client_user, "10")
+    key = make_api_key(coordinator, client_user)
+    spec = {"estimated_latency_ms": 10, "max_concurrency": 64}
+    workers = [make_worker(coordinator, make_user(coordinator, "worker_owner"), specs=spec) for _ in range(2)]
+    n = 50
+
+    def request(i: int):
+        return coordinator.post("/internal/jobs", headers=INTERNAL, json={
+            "api_key": key, "job_type": "embed", "payload": {"text": f"locked? {i}"}, "wait_seconds": 60})
+
+    requests: list = []
+    holder = threading.Thread(target=lambda: requests.extend(run_concurrently(n, request)))
+    holder.start()
+    items: dict[int, list] = {w.id: [] for w in workers}
+    for _ in range(200):  # collect every assignment the 50 jobs produced
+        for w in workers:
+            r = coordinator.post("/jobs/poll-batch", headers=w.owner.headers,
+                                 json={"worker_id": w.id, "max_items": 64, "wait_seconds": 0.2})
+            assert r.status_code == 200, r.text
+            items[w.id].extend(r.json()["assignments"])
+        if all(len(v) == n for v in items.values()):
+            break
+    assert all(len(v) == n for v in items.values())
+    work = [(w, item) for w in workers for item in items[w.id]]
+
+    def submit_one(i: int):
+        w, item = work[i]
+        body = w.sign(item["assignment_id"], item["nonce"], honest_output(item["job"]))
+        return coordinator.post("/jobs/submit", json=body, headers=w.owner.headers)
+
+    submits = run_concurrently(len(work), submit_one)
+    holder.join(120)
+    assert [getattr(r, "status_code", r) for r in submits] == [200] * (2 * n)
+    assert [getattr(r, "status_code", r) for r in requests] == [200] * n
+    balance = coordinator.get("/me/balance", headers=client_user.headers).json()
+    assert D(balance["balance"]) == D(10) - n * D(settings.min_charge) and balance["reserved"] == "0"
+    summary = coordinator.get("/admin/finance/summary", headers=admin.headers).json()
+    assert summary["invariant"] == {"ok": True, "problems": []}
