@@ -19,6 +19,11 @@ from tests.factories import admin_login, make_user, make_worker
 D = Decimal
 
 
+# One minute more than a day: the window still holds 1,440 of them if the clock turns a minute
+# between seeding and the run.
+FULL_DAY = 1441
+
+
 def add_uptime(session, worker_id: int, minutes: int, now: datetime | None = None) -> None:
     now = (now or now_utc()).replace(second=0, microsecond=0)
     for m in range(minutes):
@@ -33,8 +38,8 @@ def test_amount_is_base_times_uptime_times_reputation(session):
     banned = make_db_worker(session, owner, reputation=1.0, status="banned")
     idle = make_db_worker(session, owner, reputation=1.0)
     add_uptime(session, half, 720)
-    add_uptime(session, full, 1440)
-    add_uptime(session, banned, 1440)
+    add_uptime(session, full, FULL_DAY)
+    add_uptime(session, banned, FULL_DAY)
     # a minute older than 24 h does not count
     session.add(WorkerUptime(worker_id=idle, minute=now_utc() - timedelta(hours=25)))
     session.commit()
@@ -59,7 +64,7 @@ def test_total_is_scaled_down_to_the_cap(session, monkeypatch):
     owners = [make_db_user(session, Role.worker_owner) for _ in range(3)]
     workers = [make_db_worker(session, o, reputation=r) for o, r in zip(owners, (1.0, 1.0, 0.3), strict=True)]
     for w in workers:
-        add_uptime(session, w, 1440)
+        add_uptime(session, w, FULL_DAY)
     session.commit()
     result = emission.run_emission(session)
     session.commit()
@@ -92,7 +97,7 @@ def test_second_run_same_day_pays_nothing(session):
 def test_C29_emission_once_per_day(session):
     owner = make_db_user(session, Role.worker_owner)
     w = make_db_worker(session, owner, reputation=1.0)
-    add_uptime(session, w, 1440)
+    add_uptime(session, w, FULL_DAY)
     session.commit()
     day = date(2030, 1, 2)
     n = 4
@@ -127,7 +132,7 @@ def test_C29_emission_once_per_day(session):
 def test_scheduled_emission_uses_its_own_session(session):
     owner = make_db_user(session, Role.worker_owner)
     w = make_db_worker(session, owner, reputation=1.0)
-    add_uptime(session, w, 1440)
+    add_uptime(session, w, FULL_DAY)
     session.commit()
     assert emission.scheduled_emission()["ran"]
     assert not emission.scheduled_emission()["ran"]
