@@ -7,6 +7,7 @@ import reflex as rx
 from dashboard import routes
 from dashboard.components.common import empty_state, error_callout, loading, stat_card, tr
 from dashboard.layout import page
+from dashboard.state.auth import AuthState
 from dashboard.state.health import HealthState
 
 H = HealthState
@@ -72,7 +73,7 @@ def health_page() -> rx.Component:
                     tr("readiness"),
                     " ",
                     rx.badge(
-                        rx.cond(H.ready_ok, "ready", "not ready"),
+                        rx.cond(H.ready_ok, tr("ready"), tr("not_ready")),
                         color_scheme=rx.cond(H.ready_ok, "green", "red"),
                     ),
                     size="4",
@@ -80,7 +81,7 @@ def health_page() -> rx.Component:
                 rx.cond(
                     H.ready.length() > 0,
                     rx.flex(
-                        rx.foreach(H.ready, lambda kv: stat_card(kv[0], kv[1])),
+                        rx.foreach(H.ready, lambda kv: stat_card(AuthState.t[kv[0]].to(str), kv[1])),
                         spacing="3",
                         wrap="wrap",
                         width="100%",
