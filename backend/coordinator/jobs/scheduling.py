@@ -12,7 +12,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from backend.coordinator.jobs import notify
 from backend.coordinator.workers.service import active_counts
@@ -87,13 +87,23 @@ def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, in
     return ids
 
 
+def waiting_jobs(session: Session, limit: int) -> list[Job]:
+    """Open jobs with fewer live replicas than they need (no free worker when they were created), oldest first."""
+    live = (select(func.count()).select_from(Assignment)
+            .where(Assignment.job_id == Job.id, col(Assignment.status).in_(LIVE_STATUSES))
+            .correlate(Job).scalar_subquery())
+    return list(session.exec(select(Job).where(col(Job.status).in_(OPEN_JOB_STATUSES), live < Job.replicas_needed)
+                             .order_by(col(Job.id)).limit(limit)).all())
+
+
 def fill_backlog(session: Session, limit: int = 100) -> int:
     """Give under-assigned open jobs (oldest first) to workers with free slots."""
+    jobs = waiting_jobs(session, limit)
+    if not jobs:
+        return 0
     candidates = eligible_workers(session)
     if not candidates:
         return 0
-    jobs = session.exec(select(Job).where(col(Job.status).in_(OPEN_JOB_STATUSES))
-                        .order_by(col(Job.id)).limit(limit)).all()
     filled = 0
     for job in jobs:
         ids = fill_job(session, job, candidates)

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, func, select
 
 from backend.coordinator.jobs import verification
 from backend.coordinator.jobs.payloads import validate_metrics, validate_output, validate_payload
-from backend.coordinator.jobs.scheduling import create_job
+from backend.coordinator.jobs.scheduling import create_job, fill_backlog
 from backend.coordinator.jobs.schemas import SubmitIn
 from backend.coordinator.ledger import pricing
 from backend.coordinator.ledger import service as ledger
@@ -205,6 +205,9 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
     # Liveness after the verdict: the verdict locks its workers' rows in id order, and this worker's row
     # must not be held before that (see verification._finalize).
     touch(session, worker)
+    # The slot this result freed goes at once to a job that found no free worker at creation, instead
+    # of waiting for the next sweep (a worker with max_concurrency 1 would otherwise idle between sweeps).
+    fill_backlog(session, limit=8)
     session.flush()
     session.refresh(assignment)
     return {"assignment_id": assignment.id, "status": assignment.status.value, "job_status": job.status.value}

@@ -100,3 +100,30 @@ def test_admin_job_list_and_detail_name_the_client(coordinator, settings):
     row = coordinator.get("/admin/jobs", headers=admin.headers).json()["items"][0]
     assert row["id"] == job_id and row["client_email"] == client_user.email
     assert coordinator.get(f"/admin/jobs/{job_id}", headers=admin.headers).json()["client_email"] == client_user.email
+
+
+def test_a_freed_slot_takes_a_waiting_job_without_the_sweep(coordinator, settings):
+    """Workers with one slot each: the second job waits, and gets both replicas when the first is submitted."""
+    admin, client_user, key, _ = setup_pool(coordinator, settings, n_workers=0)
+    from tests.factories import make_user, make_worker
+
+    spec = {"estimated_latency_ms": 10, "max_concurrency": 1}
+    w1, w2 = (make_worker(coordinator, make_user(coordinator, "worker_owner"), specs=spec) for _ in range(2))
+    first = BackgroundRequest(coordinator, "/internal/jobs",
+                              {"api_key": key, "job_type": "embed", "payload": {"text": "one"}, "wait_seconds": 20})
+    first.start()
+    a1, a2 = wait_for_assignment(coordinator, w1), wait_for_assignment(coordinator, w2)
+    second = BackgroundRequest(coordinator, "/internal/jobs",
+                               {"api_key": key, "job_type": "embed", "payload": {"text": "two"}, "wait_seconds": 20})
+    second.start()
+    import time
+
+    time.sleep(0.3)  # the second job is admitted with no free slot (no sweep runs in tests)
+    submit(coordinator, w1, a1)
+    submit(coordinator, w2, a2)
+    assert first.result().status_code == 200
+    b1, b2 = wait_for_assignment(coordinator, w1), wait_for_assignment(coordinator, w2)
+    assert b1["job"]["payload"] == b2["job"]["payload"] == {"text": "two"}
+    submit(coordinator, w1, b1)
+    submit(coordinator, w2, b2)
+    assert second.result().status_code == 200
