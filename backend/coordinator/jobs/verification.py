@@ -120,9 +120,11 @@ def _finalize(session: Session, job: Job, answer: dict[str, Any], method: str,
     if job.job_type == JobType.rank:
         answer = canonical_rank_output(answer)
     # Every worker row this verdict touches, locked in id order: two jobs finalised at once by the same
-    # pair of workers would otherwise lock them in opposite orders and deadlock (PostgreSQL).
+    # pair of workers would otherwise lock them in opposite orders and deadlock (PostgreSQL). NO KEY
+    # UPDATE, the lock an UPDATE of these columns takes anyway, so new assignments' foreign keys
+    # (KEY SHARE) referring to these workers never wait on it.
     session.exec(select(Worker).where(col(Worker.id).in_(sorted({a.worker_id for a in results})))
-                 .order_by(col(Worker.id)).with_for_update()).all()
+                 .order_by(col(Worker.id)).with_for_update(key_share=True)).all()
     accepted: list[Assignment] = []
     for a in results:
         if a.status != AssignmentStatus.submitted:
