@@ -91,15 +91,7 @@ class ApiKeysState(AuthState):
 
     @rx.event
     async def revoke(self, key_id: str):
-        try:
-            await self.api().revoke_api_key(key_id)
-            self.notice = f"Key {key_id} revoked"
-            self.error = ""
-        except api.SessionExpired:
-            return await self.expire()
-        except api.ApiError as exc:
-            self.error = exc.message
-        return ApiKeysState.load
+        return await self._action(lambda c: c.revoke_api_key(key_id), f"Key {key_id} revoked") or ApiKeysState.load
 
     @rx.event
     def set_pg_key(self, value: str):

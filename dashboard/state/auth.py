@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import reflex as rx
 
@@ -99,6 +101,23 @@ class AuthState(rx.State):
         """Called when a call raised SessionExpired: drop the session and go to login."""
         await self._drop_session()
         return rx.redirect(f"{routes.LOGIN}?next={self.router.url.path}")
+
+    async def _action(self, call: Callable[[api.CoordinatorApi], Awaitable[Any]],
+                      describe: str | Callable[[Any], str]) -> Any:
+        """Run one user action against the coordinator and report it on the page's `notice`/`error`.
+
+        Returns the login redirect when the session has died, else None (the caller then reloads).
+        """
+        try:
+            result = await call(self.api())
+        except api.SessionExpired:
+            return await self.expire()
+        except api.ApiError as exc:
+            self.error, self.notice = exc.message, ""  # type: ignore[attr-defined]
+            return None
+        self.notice = describe(result) if callable(describe) else describe  # type: ignore[attr-defined]
+        self.error = ""  # type: ignore[attr-defined]
+        return None
 
     @rx.event
     async def require_login(self, roles: str = ""):

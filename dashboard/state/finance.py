@@ -267,22 +267,13 @@ class FinanceState(AuthState):
 
     @rx.event
     async def run_emission(self):
-        try:
-            result = await self.api().emission_run_now()
-            if isinstance(result, dict):
-                detail = result.get("message") or (
-                    f"{result.get('date', '')}: {fmt.tokens(result.get('emitted_tokens'))} emitted"
-                )
-            else:
-                detail = "done"
-            self.notice = f"Emission run: {detail}"
-            self.error = ""
-        except api.SessionExpired:
-            return await self.expire()
-        except api.ApiError as exc:
-            self.error = exc.message
-            self.notice = ""
-        return FinanceState.load
+        def describe(result) -> str:
+            if not isinstance(result, dict):
+                return "Emission run: done"
+            return "Emission run: " + (result.get("message") or (
+                f"{result.get('date', '')}: {fmt.tokens(result.get('emitted_tokens'))} emitted"))
+
+        return await self._action(lambda c: c.emission_run_now(), describe) or FinanceState.load
 
     @rx.event
     def set_credit_user_id(self, value: str):
@@ -296,13 +287,5 @@ class FinanceState(AuthState):
         if not user_id.isdigit() or _dec(amount) <= 0:
             self.error = "Give a user id and a positive amount"
             return None
-        try:
-            await self.api().credit_user(user_id, amount, memo)
-            self.notice = f"Credited {amount} to user {user_id}"
-            self.error = ""
-        except api.SessionExpired:
-            return await self.expire()
-        except api.ApiError as exc:
-            self.error = exc.message
-            self.notice = ""
-        return FinanceState.load
+        return await self._action(lambda c: c.credit_user(user_id, amount, memo),
+                                  f"Credited {amount} to user {user_id}") or FinanceState.load

@@ -151,16 +151,8 @@ class JobsState(AuthState):
         except ValueError:
             self.error = "Count must be a whole number"
             return None
-        try:
-            data = await self.api().enqueue_demo(count)
-            self.notice = f"Enqueued {len(data.get('job_ids', []))} demo jobs"
-            self.error = ""
-        except api.SessionExpired:
-            return await self.expire()
-        except api.ApiError as exc:
-            self.error = exc.message
-            self.notice = ""
-        return JobsState.load
+        return await self._action(lambda c: c.enqueue_demo(count),
+                                  lambda data: f"Enqueued {len(data.get('job_ids', []))} demo jobs") or JobsState.load
 
 
 class JobDetailState(AuthState):
@@ -233,12 +225,6 @@ class JobDetailState(AuthState):
     async def act(self, action: str):
         reason = self.reason.strip() or f"{action} from the dashboard"
         self.reason = ""
-        try:
-            await self.api().admin_job_action(self.detail_id, action, reason)
-            self.notice = f"Job {self.detail_id}: {action} done"
-            self.error = ""
-        except api.SessionExpired:
-            return await self.expire()
-        except api.ApiError as exc:
-            self.error = exc.message
-        return JobDetailState.load
+        job_id = self.detail_id
+        return await self._action(lambda c: c.admin_job_action(job_id, action, reason),
+                                  f"Job {job_id}: {action} done") or JobDetailState.load

@@ -151,25 +151,17 @@ class WorkersState(AuthState):
         """drain / ban / unban (admin, with a reason) or drain (owner, own worker)."""
         reason = self.reason.strip() or f"{action} from the dashboard"
         self.reason = ""
-        try:
-            if self.user_role == "admin":
-                await self.api().admin_worker_action(worker_id, action, reason)
-            elif action == "drain":
-                await self.api().drain_my_worker(worker_id)
-            elif action == "resume":
-                await self.api().resume_my_worker(worker_id)
-            else:
-                self.error = "Only the operator can ban or unban"
-                return None
-            done = {"drain": "draining", "resume": "resumed", "ban": "banned", "unban": "unbanned"}
-            self.notice = f"Worker {worker_id} {done.get(action, action)}"
-            self.error = ""
-        except api.SessionExpired:
-            return await self.expire()
-        except api.ApiError as exc:
-            self.error = exc.message
-            self.notice = ""
-        return WorkersState.load
+        if self.user_role == "admin":
+            def call(c):
+                return c.admin_worker_action(worker_id, action, reason)
+        elif action in ("drain", "resume"):
+            def call(c):
+                return c.drain_my_worker(worker_id) if action == "drain" else c.resume_my_worker(worker_id)
+        else:
+            self.error = "Only the operator can ban or unban"
+            return None
+        done = {"drain": "draining", "resume": "resumed", "ban": "banned", "unban": "unbanned"}
+        return await self._action(call, f"Worker {worker_id} {done.get(action, action)}") or WorkersState.load
 
     @rx.event
     async def show_rejections(self, worker_id: str):
