@@ -72,6 +72,9 @@ class Settings(BaseSettings):
 
     # Workers and verification
     heartbeat_timeout_seconds: float = 30.0
+    heartbeat_write_interval_seconds: float = Field(default=1.0, ge=0)
+    """An online worker heard from again within this many seconds is not written again (its
+    heartbeats, polls and submits all count as liveness; the timeout is measured in tens of seconds)."""
     assignment_lease_seconds: float = 30.0
     job_deadline_seconds: float = 120.0
     similarity_threshold: float = 0.9999

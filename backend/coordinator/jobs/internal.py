@@ -22,6 +22,7 @@ from backend.coordinator.jobs import notify, service
 from backend.coordinator.jobs.schemas import ApiKeyIn, InternalBatchIn, InternalJobIn
 from backend.core.db import get_engine, read_only
 from backend.core.errors import NotFound, Unauthorized
+from backend.core.jsonresp import FastJSONResponse
 from backend.core.logging import request_id_var
 from backend.models import Job, JobStatus
 
@@ -66,8 +67,8 @@ def _cancel(job_id: int) -> None:
 
 async def _wait_for(job_id: int, deadline: float) -> dict[str, Any]:
     with notify.subscription(notify.job_topic(job_id)) as ev:
+        view = await run_in_threadpool(_view, job_id)
         while True:
-            view = await run_in_threadpool(_view, job_id)
             if view is not None:
                 return view
             remaining = deadline - time.monotonic()
@@ -76,11 +77,15 @@ async def _wait_for(job_id: int, deadline: float) -> dict[str, Any]:
                 # The job may have been verified in the same instant; the database decides.
                 return await run_in_threadpool(_view, job_id) or {"job_id": job_id, "status": "cancelled"}
             await notify.wait(ev, min(remaining, 5.0))
+            # A verdict of this process carries the committed view; anything else is read back.
+            view, ev.payload = ev.payload, None
+            if view is None:
+                view = await run_in_threadpool(_view, job_id)
 
 
 def _response(view: dict[str, Any], **extra: Any) -> Any:
     if view["status"] == JobStatus.verified and not extra:
-        return view
+        return FastJSONResponse(view)
     if view["status"] == JobStatus.cancelled:
         detail, code = "Verification timeout", 503
     elif view["status"] == JobStatus.verified:
@@ -107,7 +112,7 @@ async def create_batch(body: InternalBatchIn) -> Any:
         # One item without a verified answer fails the request; its verified siblings stay charged
         # (their work was done and checked) and are listed so nothing is lost.
         return _response(bad, results=views)
-    return {"results": views}
+    return FastJSONResponse({"results": views})
 
 
 @router.post("/jobs/{job_id}/receipt")

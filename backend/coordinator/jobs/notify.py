@@ -13,13 +13,14 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 from backend.core.config import get_settings
 
 log = logging.getLogger("openmesh.notify")
 
 _loop: asyncio.AbstractEventLoop | None = None
-_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+_waiters: dict[str, set[Waiter]] = defaultdict(set)
 _redis = None
 _listener: asyncio.Task | None = None
 
@@ -36,20 +37,31 @@ def worker_topic(worker_id: int) -> str:
     return f"worker:{worker_id}"
 
 
-def _wake_local(topic: str) -> None:
+class Waiter(asyncio.Event):
+    """An event that may carry what the waiter would otherwise read back from the database."""
+
+    payload: Any = None
+
+
+def _wake_local(topic: str, payload: Any = None) -> None:
     for ev in list(_waiters.get(topic, ())):
+        ev.payload = payload
         ev.set()
 
 
-def publish(*topics: str) -> None:
-    """Wake waiters on these topics. Safe to call from worker threads (sync DB code)."""
+def publish(*topics: str, payloads: dict[str, Any] | None = None) -> None:
+    """Wake waiters on these topics. Safe to call from worker threads (sync DB code).
+
+    A payload (e.g. a finished job's view, built in the transaction that just committed) reaches
+    waiters in this process only; other processes get the bare topic and read the database.
+    """
     if not topics:
         return
     loop = _loop
     if loop is None or loop.is_closed():
         return
     for topic in topics:
-        loop.call_soon_threadsafe(_wake_local, topic)
+        loop.call_soon_threadsafe(_wake_local, topic, (payloads or {}).get(topic))
     if _redis is not None:
         payload = " ".join(topics)
         loop.call_soon_threadsafe(lambda: loop.create_task(_publish_redis(payload)))
@@ -63,9 +75,9 @@ async def _publish_redis(payload: str) -> None:
 
 
 @contextlib.contextmanager
-def subscription(topic: str) -> Iterator[asyncio.Event]:
+def subscription(topic: str) -> Iterator[Waiter]:
     """Register before checking the database, so an event between check and wait is never lost."""
-    ev = asyncio.Event()
+    ev = Waiter()
     _waiters[topic].add(ev)
     try:
         yield ev
@@ -75,7 +87,7 @@ def subscription(topic: str) -> Iterator[asyncio.Event]:
             _waiters.pop(topic, None)
 
 
-async def wait(ev: asyncio.Event, timeout: float) -> bool:
+async def wait(ev: Waiter, timeout: float) -> bool:
     if timeout <= 0:
         return ev.is_set()
     try:
@@ -137,8 +149,10 @@ async def stop() -> None:
 
 # Publishing before the transaction commits would wake a waiter that then finds nothing in the
 # database and goes back to sleep: topics raised inside a unit of work are held until it commits.
-def defer(session: object, *topics: str) -> None:
+def defer(session: object, *topics: str, payload: Any = None) -> None:
     session.info.setdefault("openmesh_topics", set()).update(topics)  # type: ignore[attr-defined]
+    if payload is not None:
+        session.info.setdefault("openmesh_payloads", {}).update(dict.fromkeys(topics, payload))  # type: ignore[attr-defined]
 
 
 def _install_session_hooks() -> None:
@@ -152,14 +166,16 @@ def _install_session_hooks() -> None:
         if session.in_nested_transaction():
             return
         topics = session.info.pop("openmesh_topics", None)
+        payloads = session.info.pop("openmesh_payloads", None)
         if topics:
-            publish(*topics)
+            publish(*topics, payloads=payloads)
 
     @event.listens_for(Session, "after_rollback")
     def _after_rollback(session: Session) -> None:
         if session.in_nested_transaction():
             return  # only a SAVEPOINT went back; the unit of work goes on
         session.info.pop("openmesh_topics", None)
+        session.info.pop("openmesh_payloads", None)
 
 
 _install_session_hooks()

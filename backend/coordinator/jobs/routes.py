@@ -9,19 +9,34 @@ from fastapi import APIRouter
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from backend.coordinator.deps import TokenUserId, active_user
+from backend.coordinator.deps import TokenUserId
 from backend.coordinator.jobs import notify, service
 from backend.coordinator.jobs.schemas import PollBatchIn, PollIn, SubmitIn
-from backend.coordinator.workers.service import owned_worker_for_work
-from backend.core.db import get_engine
+from backend.coordinator.workers.service import needs_touch, require_can_work, worker_for_work
+from backend.core.db import get_engine, read_only
 from backend.core.errors import NotFound
+from backend.core.jsonresp import FastJSONResponse
 
 router = APIRouter(tags=["jobs"])
 
 
-def _claim(user_id: int, worker_id: int, max_items: int) -> list[dict[str, Any]]:
+def _claim(user_id: int, worker_id: int, max_items: int, woken: bool) -> list[dict[str, Any]]:
     with Session(get_engine(), expire_on_commit=False) as session:
-        worker = owned_worker_for_work(session, active_user(session, user_id), worker_id)
+        if not woken:
+            # Most first polls find nothing (the worker just submitted): answer them from a read
+            # transaction, without queueing for SQLite's single writer.
+            worker = worker_for_work(read_only(session), user_id, worker_id)
+            require_can_work(worker)
+            pending = service.has_pending(session, worker_id)
+            session.commit()
+            if not needs_touch(worker):
+                if not pending:
+                    return []
+                items = service.lease(session, worker_id, max_items)
+                session.commit()
+                return items
+        # Woken for new work, or liveness is due: caller, liveness and lease in one write transaction.
+        worker = worker_for_work(session, user_id, worker_id)
         items = service.claim(session, worker, max_items)
         session.commit()
         return items
@@ -30,14 +45,15 @@ def _claim(user_id: int, worker_id: int, max_items: int) -> list[dict[str, Any]]
 async def _long_poll(user_id: int, worker_id: int, max_items: int,
                      wait_seconds: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + wait_seconds
+    woken = False
     with notify.subscription(notify.worker_topic(worker_id)) as ev:
         while True:
-            items = await run_in_threadpool(_claim, user_id, worker_id, max_items)
+            items = await run_in_threadpool(_claim, user_id, worker_id, max_items, woken)
             remaining = deadline - time.monotonic()
             if items or remaining <= 0:
                 return items
             # The event is the fast path; the 5 s cap re-checks in case a hint was lost.
-            await notify.wait(ev, min(remaining, 5.0))
+            woken = await notify.wait(ev, min(remaining, 5.0))
 
 
 @router.post("/jobs/poll")
@@ -45,18 +61,19 @@ async def poll(body: PollIn, user_id: TokenUserId) -> dict[str, Any]:
     items = await _long_poll(user_id, body.worker_id, 1, body.wait_seconds)
     if not items:
         raise NotFound("No assignment available")
-    return items[0]
+    return FastJSONResponse(items[0])
 
 
 @router.post("/jobs/poll-batch")
 async def poll_batch(body: PollBatchIn, user_id: TokenUserId) -> dict[str, Any]:
-    return {"assignments": await _long_poll(user_id, body.worker_id, body.max_items, body.wait_seconds)}
+    return FastJSONResponse({"assignments": await _long_poll(user_id, body.worker_id, body.max_items,
+                                                             body.wait_seconds)})
 
 
 def _submit(user_id: int, body: SubmitIn) -> dict[str, Any]:
     # One session, one transaction, one thread hop (the token was checked on the event loop).
     with Session(get_engine(), expire_on_commit=False) as session:
-        worker = owned_worker_for_work(session, active_user(session, user_id), body.worker_id)
+        worker = worker_for_work(session, user_id, body.worker_id)
         try:
             result = service.submit(session, worker, body)
         except service.SignedInvalidOutput:

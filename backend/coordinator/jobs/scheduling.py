@@ -12,6 +12,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import event
 from sqlmodel import Session, col, func, select
 
 from backend.coordinator.jobs import notify
@@ -60,6 +61,7 @@ def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, in
     candidates = ([c for c in pool if c[0].id not in by_worker]
                   + [c for c in pool if c[0].id in again])
     if not candidates:
+        _mark_waiting(session)
         return set()
     owners = {session.get(Worker, a.worker_id).owner_user_id for a in live}
     chosen: list[Worker] = []
@@ -72,6 +74,8 @@ def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, in
                 continue
             chosen.append(worker)
             owners.add(worker.owner_user_id)
+    if len(chosen) < needed:
+        _mark_waiting(session)
     for worker in chosen:
         lapsed = by_worker.get(worker.id)
         if lapsed is not None:  # revive the lapsed row with a fresh single-use nonce
@@ -96,10 +100,30 @@ def waiting_jobs(session: Session, limit: int) -> list[Job]:
                              .order_by(col(Job.id)).limit(limit)).all())
 
 
-def fill_backlog(session: Session, limit: int = 100) -> int:
+class _Backlog:
+    waiting = True
+    """False once this process has seen no under-assigned job and placed none short since: the
+    submit path then skips the backlog query. Another process's jobs are found by its own submits
+    and by every process's sweep, which always looks (fill_backlog with only_if_waiting=False)."""
+
+
+_backlog = _Backlog()
+
+
+def _mark_waiting(session: Session) -> None:
+    # Now, and again at commit: a concurrent transaction that found no waiting job before this one
+    # committed must not leave the hint cleared.
+    _backlog.waiting = True
+    event.listen(session, "after_commit", lambda _s: setattr(_backlog, "waiting", True), once=True)
+
+
+def fill_backlog(session: Session, limit: int = 100, *, only_if_waiting: bool = False) -> int:
     """Give under-assigned open jobs (oldest first) to workers with free slots."""
+    if only_if_waiting and not _backlog.waiting:
+        return 0
     jobs = waiting_jobs(session, limit)
     if not jobs:
+        _backlog.waiting = False
         return 0
     candidates = eligible_workers(session)
     if not candidates:

@@ -12,7 +12,7 @@ import nacl.signing
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
-from backend.coordinator.jobs import verification
+from backend.coordinator.jobs import verification, views
 from backend.coordinator.jobs.payloads import validate_metrics, validate_output, validate_payload
 from backend.coordinator.jobs.scheduling import create_job, fill_backlog
 from backend.coordinator.jobs.schemas import SubmitIn
@@ -114,28 +114,46 @@ def create_demo_jobs(session: Session, count: int, job_type: JobType | None) -> 
 
 # --- worker side ---------------------------------------------------------------------------------
 
+def has_pending(session: Session, worker_id: int) -> bool:
+    """Whether the worker has an assignment to lease (a read: an empty long-poll takes no write lock)."""
+    a = Assignment.__table__  # type: ignore[attr-defined]
+    return session.execute(select(a.c.id).where(a.c.worker_id == worker_id, a.c.status == AssignmentStatus.pending)
+                           .limit(1)).first() is not None
+
+
 def claim(session: Session, worker: Worker, max_items: int) -> list[dict[str, Any]]:
     """Lease the worker's oldest pending assignments; each poll also counts as a heartbeat."""
     require_can_work(worker)
     touch(session, worker)
-    settings = get_settings()
+    return lease(session, worker.id, max_items)  # type: ignore[arg-type]
+
+
+def lease(session: Session, worker_id: int, max_items: int) -> list[dict[str, Any]]:
+    """Mark up to max_items pending assignments running, in one conditional UPDATE ... RETURNING.
+
+    The status condition means two concurrent polls of one worker never lease the same assignment,
+    and an assignment released meanwhile (drain, ban, offline) is not leased at all.
+    """
+    a, j = Assignment.__table__, Job.__table__  # type: ignore[attr-defined]
     now = now_utc()
-    pending = session.exec(select(Assignment).where(
-        Assignment.worker_id == worker.id, Assignment.status == AssignmentStatus.pending)
-        .order_by(col(Assignment.id)).limit(max_items)).all()
+    oldest = (select(a.c.id).where(a.c.worker_id == worker_id, a.c.status == AssignmentStatus.pending)
+              .order_by(a.c.id).limit(max_items).scalar_subquery())
+    leased = session.execute(
+        update(a).where(a.c.id.in_(oldest), a.c.status == AssignmentStatus.pending)
+        .values(status=AssignmentStatus.running, leased_at=now,
+                lease_expires_at=now + timedelta(seconds=get_settings().assignment_lease_seconds))
+        .returning(a.c.id, a.c.job_id, a.c.nonce)).all()
+    if not leased:
+        return []
+    jobs = {row.id: row for row in session.execute(
+        select(j.c.id, j.c.job_type, j.c.payload, j.c.request_id, j.c.created_at)
+        .where(j.c.id.in_([r.job_id for r in leased]))).all()}
     items = []
-    for a in pending:
-        # Conditional: two concurrent polls of one worker never lease the same assignment twice.
-        res = session.exec(update(Assignment).where(
-            col(Assignment.id) == a.id, col(Assignment.status) == AssignmentStatus.pending).values(
-            status=AssignmentStatus.running, leased_at=now,
-            lease_expires_at=now + timedelta(seconds=settings.assignment_lease_seconds)))  # type: ignore[call-overload]
-        if not res.rowcount:
-            continue
-        job = session.get(Job, a.job_id)
+    for assignment_id, job_id, nonce in sorted(leased):
+        job = jobs[job_id]
         QUEUE_WAIT.observe(max(0.0, (now - job.created_at).total_seconds()))
-        items.append({"assignment_id": a.id, "nonce": a.nonce,
-                      "job": {"job_id": job.id, "job_type": job.job_type.value, "payload": job.payload,
+        items.append({"assignment_id": assignment_id, "nonce": nonce,
+                      "job": {"job_id": job.id, "job_type": JobType(job.job_type).value, "payload": job.payload,
                               "request_id": job.request_id}})
     return items
 
@@ -162,11 +180,15 @@ def _verify_signature(worker: Worker, body: SubmitIn) -> None:
 
 def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
     require_can_work(worker)
-    assignment = session.get(Assignment, body.assignment_id)
-    if assignment is None or assignment.worker_id != worker.id:
+    a = Assignment.__table__  # type: ignore[attr-defined]
+    job_id = session.execute(select(a.c.job_id).where(a.c.id == body.assignment_id,
+                                                      a.c.worker_id == worker.id)).scalar()
+    if job_id is None:
         raise NotFound("Assignment not found")
-    job = lock_job(session, assignment.job_id)
-    session.refresh(assignment)
+    job = lock_job(session, job_id)
+    # Read after the job's lock: a concurrent submit of the same assignment has committed by now.
+    assignment = session.get(Assignment, body.assignment_id, populate_existing=True)
+    assert assignment is not None and job is not None
     if assignment.status in verification.RESULT_STATUSES:
         raise Conflict("Assignment already submitted")
     if assignment.status != AssignmentStatus.running:
@@ -207,9 +229,8 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
     touch(session, worker)
     # The slot this result freed goes at once to a job that found no free worker at creation, instead
     # of waiting for the next sweep (a worker with max_concurrency 1 would otherwise idle between sweeps).
-    fill_backlog(session, limit=8)
+    fill_backlog(session, limit=8, only_if_waiting=True)
     session.flush()
-    session.refresh(assignment)
     return {"assignment_id": assignment.id, "status": assignment.status.value, "job_status": job.status.value}
 
 
@@ -259,28 +280,18 @@ def cancel_if_open(session: Session, job_id: int, reason: str) -> bool:
     return job is not None and verification.fail(session, job, reason, JobStatus.cancelled, outcome="timeout")
 
 
+def accepted_assignments(session: Session, job_id: int) -> list[Assignment]:
+    return list(session.exec(select(Assignment).where(
+        Assignment.job_id == job_id, Assignment.status == AssignmentStatus.accepted)).all())
+
+
 def usage(session: Session, job: Job) -> dict[str, Any]:
     """Tokens as counted by the verified workers' tokenizer (metrics_json), truncation flag."""
-    accepted = session.exec(select(Assignment).where(
-        Assignment.job_id == job.id, Assignment.status == AssignmentStatus.accepted)).all()
-    tokens, truncated = 0, False
-    for a in accepted:
-        m = a.metrics_json or {}
-        if isinstance(m.get("num_tokens"), int):
-            tokens = max(tokens, m["num_tokens"])
-        truncated = truncated or bool(m.get("truncated"))
-    return {"tokens": tokens, "truncated": truncated, "units": job.units}
+    return views.usage(job, accepted_assignments(session, job.id))  # type: ignore[arg-type]
 
 
 def result_view(session: Session, job: Job) -> dict[str, Any]:
-    from backend.core.money import fmt
-
-    return {"job_id": job.id, "job_type": job.job_type.value, "status": job.status.value,
-            "output": job.output if job.status == JobStatus.verified else None,
-            "verification": job.verification, "usage": usage(session, job),
-            "price": fmt(job.price) if job.status == JobStatus.verified else "0",
-            "error": job.error, "created_at": job.created_at, "finished_at": job.finished_at,
-            "request_id": job.request_id}
+    return views.result_view(job, accepted_assignments(session, job.id))  # type: ignore[arg-type]
 
 
 def is_terminal(job: Job) -> bool:

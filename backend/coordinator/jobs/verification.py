@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from backend.coordinator.jobs import notify
+from backend.coordinator.jobs import notify, views
 from backend.core.config import get_settings
 from backend.core.metrics import JOBS_FINISHED, VERIFICATIONS
 from backend.core.security import now_utc
@@ -163,12 +163,14 @@ def _finalize(session: Session, job: Job, answer: dict[str, Any], method: str,
                      **_agreement(job.job_type, a.similarity)} for a in accepted],
         "rejected_workers": [a.worker_id for a in results if a.status == AssignmentStatus.rejected],
     }
-    _close(session, job, JobStatus.verified)
+    _close(session, job, JobStatus.verified, assignments=assignments)
     if job.client_user_id is not None and not job.is_audit:
         from backend.coordinator.ledger import service as ledger
 
         owners = [(a.worker_id, session.get(Worker, a.worker_id).owner_user_id) for a in accepted]
         ledger.settle_job(session, job=job, rewarded_workers=owners, reserved_amount=job.price)
+    # The held gateway request gets its answer with the wake-up, instead of reading it back.
+    notify.defer(session, notify.job_topic(job.id), payload=views.result_view(job, accepted))
 
 
 def _adjust_reputation(session: Session, worker_id: int, ok: bool, reason: str | None) -> None:
@@ -196,13 +198,21 @@ def penalize(session: Session, worker_id: int, reason: str) -> None:
     _adjust_reputation(session, worker_id, False, reason)
 
 
-def _close(session: Session, job: Job, status: JobStatus, error: str | None = None) -> None:
+def _close(session: Session, job: Job, status: JobStatus, error: str | None = None,
+           assignments: list[Assignment] | None = None) -> None:
+    """End the job; its unfinished assignments are cancelled. `assignments`: all of the job's rows,
+    already loaded under the job's lock (only leasing changes them without it, pending -> running,
+    and both count as open)."""
     job.status = status
     job.error = error
     job.finished_at = now_utc()
     session.add(job)
-    for a in session.exec(select(Assignment).where(
-            Assignment.job_id == job.id, col(Assignment.status).in_(OPEN_ASSIGNMENT_STATUSES))).all():
+    if assignments is None:
+        assignments = list(session.exec(select(Assignment).where(
+            Assignment.job_id == job.id, col(Assignment.status).in_(OPEN_ASSIGNMENT_STATUSES))).all())
+    for a in assignments:
+        if a.status not in OPEN_ASSIGNMENT_STATUSES:
+            continue
         a.status = AssignmentStatus.cancelled
         session.add(a)
     JOBS_FINISHED.labels(job.job_type.value, status.value).inc()

@@ -339,7 +339,12 @@ def lock_accounts(session: Session, account_ids: Iterable[int]) -> None:
 def settle_job(session: Session, *, job: Job, rewarded_owner_ids: Sequence[int] | None = None,
                rewarded_workers: Sequence[tuple[int, int]] | None = None,
                reserved_amount: Decimal | None = None) -> Settlement:
-    """Charge a verified job once: release its reservation, post charge, pool fee and rewards."""
+    """Charge a verified job once: release its reservation, post charge, pool fee and rewards.
+
+    The hot path of every verified job, so it is a handful of statements whatever the number of
+    legs: one lookup of the accounts, one idempotency check, one multi-row INSERT per table and one
+    UPDATE per account whose balance moves (clearing nets to zero and is not touched).
+    """
     assert job.id is not None
     price = to_decimal(job.price or 0)
     reserved = to_decimal(reserved_amount) if reserved_amount is not None else price
@@ -359,39 +364,93 @@ def settle_job(session: Session, *, job: Job, rewarded_owner_ids: Sequence[int] 
     elif rewarded_owner_ids:
         payees = [(None, int(owner_id)) for owner_id in rewarded_owner_ids]
 
+    users = _user_account_ids(session, [job.client_user_id, *(owner for _, owner in payees)])
     system = ensure_system_accounts(session)
     clearing, pool = system[AccountKind.clearing], system[AccountKind.pool]
-    client_acc = _account_id(session, job.client_user_id)
-    payee_accs = [_account_id(session, owner_id) for _, owner_id in payees]
-    lock_accounts(session, [client_acc, clearing, pool, *payee_accs])
-
-    _, created = _post(session, kind=EntryKind.job_charge, idempotency_key=f"job:{job.id}:charge",
-                       legs=[(client_acc, -price), (clearing, price)], job_id=job.id,
-                       memo=f"{job.job_type} job {job.id}: {job.units} unit(s)")
-    if not created:
+    client_acc = users[job.client_user_id]
+    lock_accounts(session, [client_acc, clearing, pool, *users.values()])
+    if _tx_by_key(session, f"job:{job.id}:charge") is not None:
         return job_settlement(session, job.id)
-    release(session, user_id=job.client_user_id, amount=reserved)
 
     settlement = Settlement(job_id=job.id, settled_now=True, charged=price)
-    if payees:
-        fee, remainder = split_bps(price, get_settings().pool_fee_bps)
-    else:
-        fee, remainder = price, ZERO
+    postings: list[_Posting] = [_Posting(EntryKind.job_charge, f"job:{job.id}:charge",
+                                         [(client_acc, -price), (clearing, price)],
+                                         memo=f"{job.job_type} job {job.id}: {job.units} unit(s)")]
+    fee, remainder = split_bps(price, get_settings().pool_fee_bps) if payees else (price, ZERO)
     if fee > 0:
-        _post(session, kind=EntryKind.pool_fee, idempotency_key=f"job:{job.id}:pool_fee",
-              legs=[(clearing, -fee), (pool, fee)], job_id=job.id, memo=f"pool fee of job {job.id}")
+        postings.append(_Posting(EntryKind.pool_fee, f"job:{job.id}:pool_fee", [(clearing, -fee), (pool, fee)],
+                                 memo=f"pool fee of job {job.id}"))
         settlement.pool_fee = fee
-    for i, ((worker_id, owner_id), acc, share) in enumerate(
-            zip(payees, payee_accs, split_evenly(remainder, len(payees)), strict=True)):
+    for i, ((worker_id, owner_id), share) in enumerate(zip(payees, split_evenly(remainder, len(payees)),
+                                                           strict=True)):
         if share <= 0:
             continue
         key = (f"job:{job.id}:reward:{worker_id}" if worker_id is not None
                else f"job:{job.id}:reward:owner:{owner_id}:{i}")
-        _post(session, kind=EntryKind.worker_reward, idempotency_key=key,
-              legs=[(clearing, -share), (acc, share)],
-              job_id=job.id, worker_id=worker_id, memo=f"reward for job {job.id}")
+        postings.append(_Posting(EntryKind.worker_reward, key, [(clearing, -share), (users[owner_id], share)],
+                                 worker_id=worker_id, memo=f"reward for job {job.id}"))
         settlement.rewards.append({"worker_id": worker_id, "owner_user_id": owner_id, "amount": share})
+    _post_all(session, postings, job_id=job.id, release={client_acc: reserved})
     return settlement
+
+
+@dataclass
+class _Posting:
+    kind: EntryKind
+    key: str
+    legs: list[tuple[int, Decimal]]
+    worker_id: int | None = None
+    memo: str = ""
+
+
+def _user_account_ids(session: Session, user_ids: Iterable[int]) -> dict[int, int]:
+    """{user_id: account_id} in one query, creating the accounts that do not exist yet."""
+    wanted = set(user_ids)
+    found = {int(u): int(a) for u, a in session.execute(
+        select(Account.user_id, Account.id).where(Account.user_id.in_(wanted))).all()}
+    for uid in wanted - found.keys():
+        found[uid] = int(account_for_user(session, uid).id)  # type: ignore[arg-type]
+    return found
+
+
+def _post_all(session: Session, postings: Sequence[_Posting], *, job_id: int | None,
+              release: dict[int, Decimal]) -> None:
+    """Post several balanced transactions whose keys the caller has checked are new (under its locks).
+
+    A key posted meanwhile by someone else still fails on the unique index, and the caller's unit of
+    work with it: nothing is ever posted twice. `release` gives reservations back in the same UPDATEs.
+    """
+    now = now_utc()
+    tx_table, entry_table = LedgerTransaction.__table__, LedgerEntry.__table__  # type: ignore[attr-defined]
+    rows = [{"kind": p.kind, "idempotency_key": p.key, "job_id": job_id, "worker_id": p.worker_id,
+             "memo": p.memo, "created_at": now} for p in postings]
+    # One multi-row INSERT; RETURNING's row order is not guaranteed, the unique keys map ids back.
+    ids = dict(session.execute(tx_table.insert().returning(tx_table.c.idempotency_key, tx_table.c.id)
+                               .values(rows)).all())
+    entries: list[dict[str, Any]] = []
+    deltas: dict[int, int] = defaultdict(int)
+    for p in postings:
+        tx_id = ids[p.key]
+        nano_legs = [(int(acc), _nano(amount)) for acc, amount in p.legs]
+        if sum(n for _, n in nano_legs) != 0:
+            raise ValueError("the legs of a transaction must sum to zero")
+        for acc, n in nano_legs:
+            if n:
+                entries.append({"transaction_id": tx_id, "account_id": acc, "amount": _tok(n), "kind": p.kind,
+                                "created_at": now})
+                deltas[acc] += n
+    if entries:
+        session.execute(entry_table.insert(), entries)
+    held = {acc: _nano(amount) for acc, amount in release.items() if _nano(amount) > 0}
+    for acc in sorted(set(deltas) | set(held)):  # one lock order for every posting: no deadlocks
+        if held.get(acc):
+            session.execute(text("UPDATE account SET balance = balance + :d, reserved = CASE WHEN reserved > :r "
+                                 "THEN reserved - :r ELSE 0 END WHERE id = :id"),
+                            {"d": deltas.get(acc, 0), "r": held[acc], "id": acc})
+        elif deltas[acc]:
+            session.execute(text("UPDATE account SET balance = balance + :d WHERE id = :id"),
+                            {"d": deltas[acc], "id": acc})
+    _expire_accounts(session)
 
 
 # -- reading -------------------------------------------------------------------------------------------

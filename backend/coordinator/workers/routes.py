@@ -6,10 +6,10 @@ from fastapi import APIRouter, status
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from backend.coordinator.deps import CurrentUser, SessionDep, TokenUserId, WorkerOwner, active_user
+from backend.coordinator.deps import CurrentUser, SessionDep, TokenUserId, WorkerOwner
 from backend.coordinator.workers import service
 from backend.coordinator.workers.schemas import HeartbeatOut, ReasonBody, WorkerOut, WorkerRef, WorkerRegister
-from backend.core.db import get_engine
+from backend.core.db import get_engine, read_only
 from backend.models import Worker
 
 router = APIRouter(tags=["workers"])
@@ -29,11 +29,14 @@ def list_my_workers(user: CurrentUser, session: SessionDep) -> dict[str, list[Wo
 
 
 def _heartbeat(user_id: int, worker_id: int) -> HeartbeatOut:
-    # The hot path: user, worker and liveness in one session, one transaction, one thread hop.
+    # The hot path: one query to check the caller, and a write only when liveness is due one.
     with Session(get_engine(), expire_on_commit=False) as session:
-        worker = service.owned_worker_for_work(session, active_user(session, user_id), worker_id)
-        service.touch(session, worker)
+        worker = service.worker_for_work(read_only(session), user_id, worker_id)
         session.commit()
+        if service.needs_touch(worker):
+            worker = service.worker_for_work(session, user_id, worker_id)  # fresh, in the write transaction
+            service.touch(session, worker)
+            session.commit()
         return HeartbeatOut(worker_id=worker.id, last_seen_at=worker.last_seen_at, status=worker.status.value)
 
 

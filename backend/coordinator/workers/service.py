@@ -63,14 +63,40 @@ def owned_worker_for_work(session: Session, user: User, worker_id: int) -> Worke
     return worker
 
 
+def worker_for_work(session: Session, user_id: int, worker_id: int) -> Worker:
+    """The token user's own worker for heartbeat, poll and submit, in one query on the hot path.
+
+    401 when the user is gone or inactive, 404 when the worker is missing or someone else's (the same
+    answers, in the same order, as active_user followed by owned_worker_for_work).
+    """
+    row = session.exec(select(Worker, User.is_active).join(User, col(User.id) == col(Worker.owner_user_id))
+                       .where(col(Worker.id) == worker_id, col(Worker.owner_user_id) == user_id)).first()
+    if row is not None and row[1]:
+        return row[0]
+    from backend.coordinator.deps import active_user
+
+    return owned_worker_for_work(session, active_user(session, user_id), worker_id)
+
+
+def needs_touch(worker: Worker, now: datetime | None = None) -> bool:
+    """False while an online worker's last recorded contact is fresher than HEARTBEAT_WRITE_INTERVAL."""
+    if worker.status != WorkerStatus.online or worker.last_seen_at is None:
+        return True
+    settings = get_settings()
+    # Never coarser than a quarter of the timeout, or a live worker could be declared offline.
+    interval = min(settings.heartbeat_write_interval_seconds, settings.heartbeat_timeout_seconds / 4)
+    return ((now or now_utc()) - worker.last_seen_at).total_seconds() >= interval
+
+
 def touch(session: Session, worker: Worker, now: datetime | None = None) -> None:
     """Record liveness: last_seen_at, offline → online, and this minute in the uptime history."""
     now = now or now_utc()
-    worker.last_seen_at = now
     came_online = worker.status == WorkerStatus.offline
-    if came_online:
-        worker.status = WorkerStatus.online
-    session.add(worker)
+    if needs_touch(worker, now):
+        worker.last_seen_at = now
+        if came_online:
+            worker.status = WorkerStatus.online
+        session.add(worker)
     minute = now.replace(second=0, microsecond=0)
     # One uptime row per worker and minute: after the first heartbeat of a minute has committed,
     # the rest of that minute's heartbeats skip the (idempotent) insert. The key includes the

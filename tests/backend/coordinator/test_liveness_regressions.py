@@ -18,7 +18,7 @@ def test_wake_up_waits_for_the_outer_commit_not_a_savepoint(monkeypatch):
     # The ledger posts inside SAVEPOINTs; a wake-up sent when one is released reached the gateway's
     # waiter before the verified job was committed, so every answer waited for the 5 s re-check.
     published: list[tuple[str, ...]] = []
-    monkeypatch.setattr(notify, "publish", lambda *topics: published.append(topics))
+    monkeypatch.setattr(notify, "publish", lambda *topics, payloads=None: published.append(topics))
     with Session(get_engine()) as s:
         s.execute(text("SELECT 1"))
         notify.defer(s, "job:1")
