@@ -97,7 +97,7 @@ class BenchPool:
         for w in self.demo["workers"]:
             cmd = [py, "-m", "worker", "run", "--coordinator", self.co_url, "--worker-id", str(w["id"]),
                    "--key-file", w["key_file"], "--backend", self.backend, "--batch-size", str(self.batch_size),
-                   "--log-level", "WARNING"]
+                   "--log-level", os.environ.get("BENCH_WORKER_LOG", "WARNING")]
             if self.threads:
                 cmd += ["--threads", str(self.threads)]
             self.pool.start(w["name"], cmd, {**self._child_env(), "OPENMESH_EMAIL": localpool.OWNER_EMAIL,

@@ -223,6 +223,7 @@ class Runner:
     def process_batch(self, batch: list[Assignment]) -> None:
         """Compute every assignment in one model call, then sign and submit each."""
         self.counters.batches += 1
+        received = time.perf_counter()
         jobs = [(a.job.job_type, a.job.payload) for a in batch]
         try:
             results = compute_batch(jobs, self.encoder)
@@ -232,14 +233,19 @@ class Runner:
                 JobResult(output=None, error=f"worker compute error: {type(exc).__name__}") for _ in batch
             ]
         pairs = list(zip(batch, results, strict=True))
+        computed = time.perf_counter()
         workers = max(1, min(self.config.submit_concurrency, len(pairs)))
         if workers == 1:
             for assignment, result in pairs:
                 if not self._submit_one(assignment, result, len(batch)):
                     return
-            return
-        with ThreadPoolExecutor(workers, thread_name_prefix="submit") as pool:
-            list(pool.map(lambda ar: self._submit_one(ar[0], ar[1], len(batch)), pairs))
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="submit") as pool:
+                list(pool.map(lambda ar: self._submit_one(ar[0], ar[1], len(batch)), pairs))
+        if log.isEnabledFor(logging.DEBUG):
+            done = time.perf_counter()
+            log.debug("batch timings", extra={"size": len(batch), "compute_ms": round((computed - received) * 1e3, 3),
+                                              "submit_ms": round((done - computed) * 1e3, 3)})
 
     def _submit_one(self, assignment: Assignment, result: JobResult, batch_size: int) -> bool:
         if self._force:

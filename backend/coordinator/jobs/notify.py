@@ -117,6 +117,74 @@ async def _listen() -> None:
             await asyncio.sleep(1)
 
 
+# --- hand-off: work pushed straight into a waiting long-poll ---------------------------------------
+#
+# A worker whose long-poll is waiting in this process has a mailbox. A transaction that assigns it a
+# job leases the assignment at once (running, with its lease) and, when it commits, drops the item in
+# the mailbox: the poll answers without a claim transaction of its own. An item that arrives after
+# the poll has ended (timed out, disconnected) or beyond its batch size is given back (running ->
+# pending) by `returned`, so nothing is lost; a poll answered but never received is an ordinary
+# lease that expires, as before.
+
+
+class Mailbox:
+    def __init__(self, worker_id: int, max_items: int, ev: Waiter) -> None:
+        self.worker_id, self.max_items, self.ev = worker_id, max_items, ev
+        self.items: list[dict[str, Any]] = []
+        self.closed = False
+
+
+_mailboxes: dict[int, Mailbox] = {}
+returned: Any = None
+"""Set by the jobs package: callable(assignment_ids) that gives undelivered hand-offs back (runs in a thread)."""
+
+
+def accepts_handoff(worker_id: int) -> bool:
+    """Whether a long-poll of this worker waits here now (a hint read from another thread)."""
+    mb = _mailboxes.get(worker_id)
+    return mb is not None and not mb.closed and _loop is not None
+
+
+@contextlib.contextmanager
+def mailbox(worker_id: int, max_items: int, ev: Waiter) -> Iterator[Mailbox]:
+    mb = Mailbox(worker_id, max_items, ev)
+    _mailboxes[worker_id] = mb
+    try:
+        yield mb
+    finally:
+        mb.closed = True
+        if _mailboxes.get(worker_id) is mb:
+            del _mailboxes[worker_id]
+        if mb.items:  # delivered while the poll was already leaving
+            _give_back([i["assignment_id"] for i in mb.items])
+            mb.items = []
+
+
+def take(mb: Mailbox) -> list[dict[str, Any]]:
+    items, mb.items = mb.items, []
+    return items
+
+
+def _deliver(worker_id: int, items: list[dict[str, Any]]) -> None:
+    mb = _mailboxes.get(worker_id)
+    room = 0 if mb is None or mb.closed else mb.max_items - len(mb.items)
+    if room > 0:
+        mb.items.extend(items[:room])  # type: ignore[union-attr]
+        mb.ev.set()  # type: ignore[union-attr]
+    if items[room:]:
+        _give_back([i["assignment_id"] for i in items[room:]])
+
+
+def _give_back(assignment_ids: list[int]) -> None:
+    if returned is not None and _loop is not None:
+        _loop.run_in_executor(None, returned, assignment_ids)
+
+
+def handoff(session: object, worker_id: int, item: dict[str, Any]) -> None:
+    """Deliver `item` (an assignment leased in this transaction) to the worker's mailbox on commit."""
+    session.info.setdefault("openmesh_handoffs", {}).setdefault(worker_id, []).append(item)  # type: ignore[attr-defined]
+
+
 def redis_ok() -> bool | None:
     """None when Redis is not configured."""
     if _redis is None:
@@ -167,6 +235,14 @@ def _install_session_hooks() -> None:
             return
         topics = session.info.pop("openmesh_topics", None)
         payloads = session.info.pop("openmesh_payloads", None)
+        handoffs = session.info.pop("openmesh_handoffs", None)
+        if handoffs:
+            loop = _loop
+            if loop is not None and not loop.is_closed():
+                for worker_id, items in handoffs.items():
+                    loop.call_soon_threadsafe(_deliver, worker_id, items)
+            elif returned is not None:
+                returned([i["assignment_id"] for items in handoffs.values() for i in items])
         if topics:
             publish(*topics, payloads=payloads)
 
@@ -176,6 +252,7 @@ def _install_session_hooks() -> None:
             return  # only a SAVEPOINT went back; the unit of work goes on
         session.info.pop("openmesh_topics", None)
         session.info.pop("openmesh_payloads", None)
+        session.info.pop("openmesh_handoffs", None)
 
 
 _install_session_hooks()

@@ -46,9 +46,16 @@ async def _long_poll(user_id: int, worker_id: int, max_items: int,
                      wait_seconds: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + wait_seconds
     woken = False
-    with notify.subscription(notify.worker_topic(worker_id)) as ev:
+    topic = notify.worker_topic(worker_id)
+    with notify.subscription(topic) as ev, notify.mailbox(worker_id, max_items, ev) as mb:
         while True:
-            items = await run_in_threadpool(_claim, user_id, worker_id, max_items, woken)
+            # Work handed over by an admission of this process needs no claim transaction.
+            items = notify.take(mb)
+            if not items:
+                items = await run_in_threadpool(_claim, user_id, worker_id, max_items, woken)
+                extra = notify.take(mb)
+                mb.items = extra[max(0, max_items - len(items)):]  # any excess goes back on exit
+                items += extra[:max(0, max_items - len(items))]
             remaining = deadline - time.monotonic()
             if items or remaining <= 0:
                 return items

@@ -12,7 +12,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlmodel import Session, col, func, select
 
 from backend.coordinator.jobs import notify
@@ -76,19 +76,48 @@ def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, in
             owners.add(worker.owner_user_id)
     if len(chosen) < needed:
         _mark_waiting(session)
+    now = now_utc()
+    lease = timedelta(seconds=get_settings().assignment_lease_seconds)
+    placed: list[tuple[Assignment, bool]] = []
     for worker in chosen:
-        lapsed = by_worker.get(worker.id)
-        if lapsed is not None:  # revive the lapsed row with a fresh single-use nonce
-            lapsed.status, lapsed.nonce = AssignmentStatus.pending, new_nonce()
-            lapsed.leased_at = lapsed.lease_expires_at = None
-            lapsed.reject_reason = None
-            session.add(lapsed)
+        # A worker whose long-poll waits in this process gets the assignment leased now and handed
+        # over on commit (notify.handoff); the others find it pending at their next poll.
+        direct = notify.accepts_handoff(worker.id)
+        row = by_worker.get(worker.id)
+        if row is not None:  # revive the lapsed row with a fresh single-use nonce
+            row.nonce, row.reject_reason = new_nonce(), None
         else:
-            session.add(Assignment(job_id=job.id, worker_id=worker.id, nonce=new_nonce()))
+            row = Assignment(job_id=job.id, worker_id=worker.id, nonce=new_nonce())
+        row.status = AssignmentStatus.running if direct else AssignmentStatus.pending
+        row.leased_at, row.lease_expires_at = (now, now + lease) if direct else (None, None)
+        session.add(row)
+        placed.append((row, direct))
     session.flush()
-    ids = {w.id for w in chosen}
-    notify.defer(session, *(notify.worker_topic(w) for w in ids))
-    return ids
+    for row, direct in placed:
+        if direct:
+            notify.handoff(session, row.worker_id, {
+                "assignment_id": row.id, "nonce": row.nonce,
+                "job": {"job_id": job.id, "job_type": job.job_type.value, "payload": job.payload,
+                        "request_id": job.request_id}})
+    notify.defer(session, *(notify.worker_topic(row.worker_id) for row, direct in placed if not direct))
+    return {w.id for w in chosen}
+
+
+def give_back(assignment_ids: list[int]) -> None:
+    """Hand-offs that found their long-poll gone: back to pending, and the workers woken."""
+    from backend.core.db import get_engine
+
+    a = Assignment.__table__  # type: ignore[attr-defined]
+    with Session(get_engine()) as session:
+        workers = session.execute(
+            update(a).where(a.c.id.in_(assignment_ids), a.c.status == AssignmentStatus.running)
+            .values(status=AssignmentStatus.pending, leased_at=None, lease_expires_at=None)
+            .returning(a.c.worker_id)).scalars().all()
+        notify.defer(session, *(notify.worker_topic(w) for w in set(workers)))
+        session.commit()
+
+
+notify.returned = give_back
 
 
 def waiting_jobs(session: Session, limit: int) -> list[Job]:
