@@ -288,6 +288,17 @@ class CoordinatorClient:
         except ValueError:
             return {}
 
+    def submit_batch(self, *, worker_id: Any, results: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """POST /jobs/submit-batch → one answer per result ({status_code, ...}), in order.
+
+        None when the coordinator has no such route (an older one): the caller submits one by one.
+        """
+        response = self._authed("POST", "/jobs/submit-batch", json={"worker_id": worker_id, "results": results})
+        if response.status_code in (404, 405) and _detail(response) in ("Not Found", "Method Not Allowed"):
+            return None
+        self._raise_for(response, "/jobs/submit-batch")
+        return list(response.json().get("results", []))
+
     @staticmethod
     def _poll_timeout(wait_seconds: float) -> httpx.Timeout:
         return httpx.Timeout(

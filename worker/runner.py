@@ -234,18 +234,79 @@ class Runner:
             ]
         pairs = list(zip(batch, results, strict=True))
         computed = time.perf_counter()
-        workers = max(1, min(self.config.submit_concurrency, len(pairs)))
-        if workers == 1:
-            for assignment, result in pairs:
-                if not self._submit_one(assignment, result, len(batch)):
-                    return
+        if len(pairs) > 1 and not self._force and self._submit_batch(pairs):
+            pass
         else:
-            with ThreadPoolExecutor(workers, thread_name_prefix="submit") as pool:
-                list(pool.map(lambda ar: self._submit_one(ar[0], ar[1], len(batch)), pairs))
+            workers = max(1, min(self.config.submit_concurrency, len(pairs)))
+            if workers == 1:
+                for assignment, result in pairs:
+                    if not self._submit_one(assignment, result, len(batch)):
+                        return
+            else:
+                with ThreadPoolExecutor(workers, thread_name_prefix="submit") as pool:
+                    list(pool.map(lambda ar: self._submit_one(ar[0], ar[1], len(batch)), pairs))
         if log.isEnabledFor(logging.DEBUG):
             done = time.perf_counter()
             log.debug("batch timings", extra={"size": len(batch), "compute_ms": round((computed - received) * 1e3, 3),
                                               "submit_ms": round((done - computed) * 1e3, 3)})
+
+    def _submit_batch(self, pairs: list[tuple[Assignment, JobResult]]) -> bool:
+        """The whole batch in one request (and one transaction on the coordinator); False: not
+        supported there, or the coordinator stayed unreachable, so the caller submits one by one
+        (results already accepted then answer 409, which is counted and skipped)."""
+        items = [self._signed(a, r, len(pairs)) for a, r in pairs]
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                answers = self.client.submit_batch(worker_id=self.config.worker_id, results=items)
+            except CoordinatorUnavailable as exc:
+                self._count("connection_errors")
+                if attempt == SUBMIT_ATTEMPTS or self._force:
+                    log.warning("batch submission failed %d times (%s); submitting one by one", attempt, exc)
+                    return False
+                self.stop_event.wait(backoff_delay(attempt, base=self.config.backoff_base, cap=5.0))
+                continue
+            except CoordinatorError as exc:
+                log.warning("batch submission refused (%s %s); submitting one by one", exc.status_code, exc.detail)
+                return False
+            if answers is None or len(answers) != len(items):
+                return False
+            for (assignment, result), answer in zip(pairs, answers, strict=True):
+                self._count("jobs")
+                if not result.ok:
+                    self._count("job_errors")
+                context = {"assignment_id": assignment.assignment_id, "job_id": assignment.job.job_id,
+                           "request_id": assignment.job.request_id}
+                code = answer.get("status_code", 200)
+                if code == 200:
+                    self._count("submitted")
+                elif code == 409:
+                    self._count("conflicts")
+                    log.info("submission skipped (409 %s)", answer.get("detail"), extra=context)
+                else:
+                    self._count("refused")
+                    log.warning("submission refused (%s %s)", code, answer.get("detail"), extra=context)
+            log.info("submitted a batch", extra={"size": len(items)})
+            return True
+        return False  # pragma: no cover
+
+    def _signed(self, assignment: Assignment, result: JobResult, batch_size: int) -> dict[str, Any]:
+        """The signed submission body of one result (a failed job hands its assignment back: output null)."""
+        output = result.output if result.ok else None
+        metrics = {
+            "request_id": assignment.job.request_id,
+            "num_tokens": result.num_tokens,
+            "truncated": result.truncated,
+            "compute_ms": result.metrics.get("compute_ms", 0.0),
+            "backend": getattr(self.encoder, "backend", "unknown"),
+            "batch_size": batch_size,
+        }
+        out_hash, signature = sign_submission(self.signing_key, assignment.assignment_id, assignment.nonce, output)
+        item: dict[str, Any] = {"assignment_id": assignment.assignment_id, "nonce": assignment.nonce,
+                                "signature": signature, "output": output, "output_hash": out_hash,
+                                "metrics_json": metrics}
+        if result.error is not None:
+            item["error_message"] = result.error
+        return item
 
     def _submit_one(self, assignment: Assignment, result: JobResult, batch_size: int) -> bool:
         if self._force:
@@ -256,21 +317,9 @@ class Runner:
         return True
 
     def _submit(self, assignment: Assignment, result: JobResult, batch_size: int) -> None:
-        # A job that cannot be computed is handed back: output null + error_message (signed like any result).
-        output = result.output if result.ok else None
-        metrics = {
-            "request_id": assignment.job.request_id,
-            "num_tokens": result.num_tokens,
-            "truncated": result.truncated,
-            "compute_ms": result.metrics.get("compute_ms", 0.0),
-            "backend": getattr(self.encoder, "backend", "unknown"),
-            "batch_size": batch_size,
-        }
         if not result.ok:
             self._count("job_errors")
-        out_hash, signature = sign_submission(
-            self.signing_key, assignment.assignment_id, assignment.nonce, output
-        )
+        item = self._signed(assignment, result, batch_size)
         context = {
             "assignment_id": assignment.assignment_id,
             "job_id": assignment.job.job_id,
@@ -280,13 +329,13 @@ class Runner:
             try:
                 self.client.submit(
                     worker_id=self.config.worker_id,
-                    assignment_id=assignment.assignment_id,
-                    nonce=assignment.nonce,
-                    signature=signature,
-                    output=output,
-                    output_hash=out_hash,
-                    metrics_json=metrics,
-                    error_message=result.error,
+                    assignment_id=item["assignment_id"],
+                    nonce=item["nonce"],
+                    signature=item["signature"],
+                    output=item["output"],
+                    output_hash=item["output_hash"],
+                    metrics_json=item["metrics_json"],
+                    error_message=item.get("error_message"),
                 )
             except ConflictError as exc:
                 self._count("conflicts")
@@ -306,7 +355,7 @@ class Runner:
             self._count("submitted")
             log.info(
                 "submitted",
-                extra={**context, "num_tokens": result.num_tokens, "compute_ms": metrics["compute_ms"]},
+                extra={**context, "num_tokens": result.num_tokens, "compute_ms": item["metrics_json"]["compute_ms"]},
             )
             return
 

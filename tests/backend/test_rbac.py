@@ -56,6 +56,7 @@ COORDINATOR_POLICY: dict[tuple[str, str], str] = {
     ("POST", "/jobs/poll"): AUTH,
     ("POST", "/jobs/poll-batch"): AUTH,
     ("POST", "/jobs/submit"): AUTH,
+    ("POST", "/jobs/submit-batch"): AUTH,
     ("GET", "/health"): PUBLIC,
     ("GET", "/ready"): PUBLIC,
 }

@@ -40,15 +40,26 @@ def _key(session: Session, raw: str):
     return key
 
 
-def _admit(body: InternalJobIn | InternalBatchIn, request_id: str | None) -> list[int]:
+def _admit(body: InternalJobIn | InternalBatchIn, request_id: str | None) -> list[tuple[int, notify.Waiter]]:
+    """Create the jobs and subscribe to their answers before the commit that lets workers start."""
     with _session() as session:
         key = _key(session, body.api_key)
         if isinstance(body, InternalBatchIn):
             jobs = service.admit_batch(session, key, body.job_type, body.payloads, request_id)
         else:
             jobs = [service.admit(session, key, body.job_type, body.payload, request_id)]
-        session.commit()
-        return [j.id for j in jobs]
+        waits = [(j.id, notify.subscribe(notify.job_topic(j.id))) for j in jobs]
+        try:
+            session.commit()
+        except BaseException:
+            _unsubscribe(waits)
+            raise
+        return waits  # type: ignore[return-value]
+
+
+def _unsubscribe(waits: list[tuple[int, notify.Waiter]]) -> None:
+    for job_id, ev in waits:
+        notify.unsubscribe(notify.job_topic(job_id), ev)
 
 
 def _view(job_id: int) -> dict[str, Any] | None:
@@ -65,22 +76,31 @@ def _cancel(job_id: int) -> None:
             session.commit()
 
 
-async def _wait_for(job_id: int, deadline: float) -> dict[str, Any]:
-    with notify.subscription(notify.job_topic(job_id)) as ev:
-        view = await run_in_threadpool(_view, job_id)
-        while True:
-            if view is not None:
-                return view
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                await run_in_threadpool(_cancel, job_id)
-                # The job may have been verified in the same instant; the database decides.
-                return await run_in_threadpool(_view, job_id) or {"job_id": job_id, "status": "cancelled"}
-            await notify.wait(ev, min(remaining, 5.0))
-            # A verdict of this process carries the committed view; anything else is read back.
-            view, ev.payload = ev.payload, None
-            if view is None:
-                view = await run_in_threadpool(_view, job_id)
+async def _wait_for(job_id: int, ev: notify.Waiter, deadline: float) -> dict[str, Any]:
+    """The job's view once final; `ev` was subscribed before the job was committed."""
+    view = None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            await run_in_threadpool(_cancel, job_id)
+            # The job may have been verified in the same instant; the database decides.
+            return await run_in_threadpool(_view, job_id) or {"job_id": job_id, "status": "cancelled"}
+        # The event is the fast path; the 5 s cap re-checks in case a hint was lost.
+        await notify.wait(ev, min(remaining, 5.0))
+        # A verdict of this process carries the committed view; anything else is read back.
+        view, ev.payload = ev.payload, None
+        if view is None:
+            view = await run_in_threadpool(_view, job_id)
+        if view is not None:
+            return view
+
+
+async def _wait_all(waits: list[tuple[int, notify.Waiter]], wait_seconds: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + wait_seconds
+    try:
+        return list(await asyncio.gather(*(_wait_for(j, ev, deadline) for j, ev in waits)))
+    finally:
+        _unsubscribe(waits)
 
 
 def _response(view: dict[str, Any], **extra: Any) -> Any:
@@ -97,16 +117,15 @@ def _response(view: dict[str, Any], **extra: Any) -> Any:
 
 @router.post("/jobs")
 async def create_job(body: InternalJobIn, request: Request) -> Any:
-    (job_id,) = await run_in_threadpool(_admit, body, request_id_var.get() or None)
-    view = await _wait_for(job_id, time.monotonic() + body.wait_seconds)
+    waits = await run_in_threadpool(_admit, body, request_id_var.get() or None)
+    (view,) = await _wait_all(waits, body.wait_seconds)
     return _response(view)
 
 
 @router.post("/jobs/batch")
 async def create_batch(body: InternalBatchIn) -> Any:
-    job_ids = await run_in_threadpool(_admit, body, request_id_var.get() or None)
-    deadline = time.monotonic() + body.wait_seconds
-    views = await asyncio.gather(*(_wait_for(j, deadline) for j in job_ids))
+    waits = await run_in_threadpool(_admit, body, request_id_var.get() or None)
+    views = await _wait_all(waits, body.wait_seconds)
     bad = next((v for v in views if v["status"] != JobStatus.verified), None)
     if bad is not None:
         # One item without a verified answer fails the request; its verified siblings stay charged

@@ -74,17 +74,30 @@ async def _publish_redis(payload: str) -> None:
         log.warning("redis publish failed", exc_info=True)
 
 
+def subscribe(topic: str) -> Waiter:
+    """Register a waiter; callable from a thread too (e.g. inside the transaction that creates a job,
+    before it commits, so no wake-up can come before the subscription)."""
+    ev = Waiter()
+    _waiters[topic].add(ev)
+    return ev
+
+
+def unsubscribe(topic: str, ev: Waiter) -> None:
+    waiters = _waiters.get(topic)
+    if waiters is not None:
+        waiters.discard(ev)
+        if not waiters:
+            _waiters.pop(topic, None)
+
+
 @contextlib.contextmanager
 def subscription(topic: str) -> Iterator[Waiter]:
     """Register before checking the database, so an event between check and wait is never lost."""
-    ev = Waiter()
-    _waiters[topic].add(ev)
+    ev = subscribe(topic)
     try:
         yield ev
     finally:
-        _waiters[topic].discard(ev)
-        if not _waiters[topic]:
-            _waiters.pop(topic, None)
+        unsubscribe(topic, ev)
 
 
 async def wait(ev: Waiter, timeout: float) -> bool:

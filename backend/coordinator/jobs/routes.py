@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.coordinator.deps import TokenUserId
 from backend.coordinator.jobs import notify, service
-from backend.coordinator.jobs.schemas import PollBatchIn, PollIn, SubmitIn
+from backend.coordinator.jobs.schemas import PollBatchIn, PollIn, SubmitBatchIn, SubmitIn
 from backend.coordinator.workers.service import needs_touch, require_can_work, worker_for_work
 from backend.core.db import get_engine, read_only
 from backend.core.errors import NotFound
@@ -93,3 +93,18 @@ def _submit(user_id: int, body: SubmitIn) -> dict[str, Any]:
 @router.post("/jobs/submit")
 async def submit(body: SubmitIn, user_id: TokenUserId) -> dict[str, Any]:
     return await run_in_threadpool(_submit, user_id, body)
+
+
+def _submit_batch(user_id: int, body: SubmitBatchIn) -> list[dict[str, Any]]:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        worker = worker_for_work(session, user_id, body.worker_id)
+        answers = service.submit_many(session, worker, body.results)
+        session.commit()
+        return answers
+
+
+@router.post("/jobs/submit-batch")
+async def submit_batch(body: SubmitBatchIn, user_id: TokenUserId) -> dict[str, Any]:
+    """Each result gets its own status_code (200, or the 4xx /jobs/submit would have answered) and
+    detail; the results that were accepted stay accepted whatever happens to their batch-mates."""
+    return FastJSONResponse({"results": await run_in_threadpool(_submit_batch, user_id, body)})

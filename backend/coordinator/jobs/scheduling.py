@@ -40,13 +40,15 @@ def eligible_workers(session: Session) -> list[tuple[Worker, int]]:
     return ranked
 
 
-def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, int]] | None = None) -> set[int]:
-    """Create the assignments the job still lacks; returns the workers given one (woken on commit)."""
+def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, int]] | None = None,
+             *, new: bool = False) -> set[int]:
+    """Create the assignments the job still lacks; returns the workers given one (woken on commit).
+    `new`: the job was created in this transaction and has no assignment yet."""
     if isinstance(job, int):
         job = session.get(Job, job)
     if job is None or job.status not in OPEN_JOB_STATUSES:
         return set()
-    existing = session.exec(select(Assignment).where(Assignment.job_id == job.id)).all()
+    existing = [] if new else session.exec(select(Assignment).where(Assignment.job_id == job.id)).all()
     live = [a for a in existing if a.status in LIVE_STATUSES]
     needed = job.replicas_needed - len(live)
     if needed <= 0:
@@ -63,7 +65,7 @@ def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, in
     if not candidates:
         _mark_waiting(session)
         return set()
-    owners = {session.get(Worker, a.worker_id).owner_user_id for a in live}
+    owners = {session.get(Worker, a.worker_id).owner_user_id for a in live} if live else set()
     chosen: list[Worker] = []
     # First pass: owners not yet on the job; second pass: anyone (a small pool still gets answers).
     for distinct in (True, False):
@@ -185,5 +187,5 @@ def create_job(session: Session, *, job_type: JobType, payload: dict[str, Any], 
               deadline_at=now_utc() + timedelta(seconds=settings.job_deadline_seconds))
     session.add(job)
     session.flush()
-    fill_job(session, job, candidates)
+    fill_job(session, job, candidates, new=True)
     return job

@@ -18,8 +18,7 @@ class PollBatchIn(PollIn):
     max_items: int = Field(default=16, ge=1, le=64)
 
 
-class SubmitIn(BaseModel):
-    worker_id: int
+class SubmitItem(BaseModel):
     assignment_id: int
     nonce: str = Field(max_length=200)
     signature: str = Field(max_length=400)
@@ -27,6 +26,17 @@ class SubmitIn(BaseModel):
     output_hash: str = Field(max_length=128)
     error_message: str | None = Field(default=None, max_length=2000)
     metrics_json: dict[str, Any] | None = None
+
+
+class SubmitIn(SubmitItem):
+    worker_id: int
+
+
+class SubmitBatchIn(BaseModel):
+    """A worker's batch of results in one request and one transaction; each is answered on its own."""
+
+    worker_id: int
+    results: list[SubmitItem] = Field(min_length=1, max_length=256)
 
 
 class InternalJobIn(BaseModel):

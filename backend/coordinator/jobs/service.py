@@ -15,13 +15,13 @@ from sqlmodel import Session, col, func, select
 from backend.coordinator.jobs import verification, views
 from backend.coordinator.jobs.payloads import validate_metrics, validate_output, validate_payload
 from backend.coordinator.jobs.scheduling import create_job, fill_backlog
-from backend.coordinator.jobs.schemas import SubmitIn
+from backend.coordinator.jobs.schemas import SubmitIn, SubmitItem
 from backend.coordinator.ledger import pricing
 from backend.coordinator.ledger import service as ledger
 from backend.coordinator.workers.service import require_can_work, touch
 from backend.core.canonical import b64url_decode, output_hash, signing_payload
 from backend.core.config import get_settings
-from backend.core.errors import BadRequest, Conflict, NotFound, Unprocessable
+from backend.core.errors import BadRequest, Conflict, DomainError, NotFound, Unprocessable
 from backend.core.metrics import JOBS_CREATED, QUEUE_WAIT
 from backend.core.security import constant_time_equals, now_utc
 from backend.models import (
@@ -158,7 +158,7 @@ def lease(session: Session, worker_id: int, max_items: int) -> list[dict[str, An
     return items
 
 
-def _verify_signature(worker: Worker, body: SubmitIn) -> None:
+def _verify_signature(worker: Worker, body: SubmitItem) -> None:
     if not worker.public_key:
         raise BadRequest("Worker has no public key")
     try:
@@ -186,9 +186,55 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
     if job_id is None:
         raise NotFound("Assignment not found")
     job = lock_job(session, job_id)
+    assert job is not None
+    result = _submit_locked(session, worker, body, job)
+    _after_results(session, worker)
+    return result
+
+
+def submit_many(session: Session, worker: Worker, bodies: list[SubmitItem]) -> list[dict[str, Any]]:
+    """A worker's whole batch in one transaction; each result answered on its own (never all-or-nothing).
+
+    Every job of the batch is locked up front in id order, before any verdict locks workers or
+    accounts: two batches (or a batch and a single submit) then never wait on each other in a cycle.
+    """
+    require_can_work(worker)
+    a = Assignment.__table__  # type: ignore[attr-defined]
+    job_of = dict(session.execute(select(a.c.id, a.c.job_id).where(
+        a.c.id.in_({b.assignment_id for b in bodies}), a.c.worker_id == worker.id)).all())
+    jobs = {j.id: j for j in session.exec(
+        select(Job).where(col(Job.id).in_(set(job_of.values()))).order_by(col(Job.id)).with_for_update()
+        .execution_options(populate_existing=True)).all()} if job_of else {}
+    answers: dict[int, dict[str, Any]] = {}
+    for i in sorted(range(len(bodies)), key=lambda k: (job_of.get(bodies[k].assignment_id, 0), k)):
+        body = bodies[i]
+        try:
+            require_can_work(worker)  # a strike earlier in this batch may have banned it
+            job = jobs.get(job_of.get(body.assignment_id, -1))
+            if job is None:
+                raise NotFound("Assignment not found")
+            answers[i] = {"status_code": 200, **_submit_locked(session, worker, body, job)}
+        except DomainError as exc:
+            answers[i] = {"assignment_id": body.assignment_id, "status_code": exc.status_code, "detail": exc.detail}
+    _after_results(session, worker)
+    return [answers[i] for i in range(len(bodies))]
+
+
+def _after_results(session: Session, worker: Worker) -> None:
+    # Liveness after the verdict: the verdict locks its workers' rows in id order, and this worker's row
+    # must not be held before that (see verification._finalize).
+    touch(session, worker)
+    # The slot this result freed goes at once to a job that found no free worker at creation, instead
+    # of waiting for the next sweep (a worker with max_concurrency 1 would otherwise idle between sweeps).
+    fill_backlog(session, limit=8, only_if_waiting=True)
+    session.flush()
+
+
+def _submit_locked(session: Session, worker: Worker, body: SubmitItem, job: Job) -> dict[str, Any]:
+    """One result, its job already locked by this transaction."""
     # Read after the job's lock: a concurrent submit of the same assignment has committed by now.
     assignment = session.get(Assignment, body.assignment_id, populate_existing=True)
-    assert assignment is not None and job is not None
+    assert assignment is not None
     if assignment.status in verification.RESULT_STATUSES:
         raise Conflict("Assignment already submitted")
     if assignment.status != AssignmentStatus.running:
@@ -224,13 +270,6 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
     session.add(assignment)
     session.flush()
     verification.evaluate(session, job)
-    # Liveness after the verdict: the verdict locks its workers' rows in id order, and this worker's row
-    # must not be held before that (see verification._finalize).
-    touch(session, worker)
-    # The slot this result freed goes at once to a job that found no free worker at creation, instead
-    # of waiting for the next sweep (a worker with max_concurrency 1 would otherwise idle between sweeps).
-    fill_backlog(session, limit=8, only_if_waiting=True)
-    session.flush()
     return {"assignment_id": assignment.id, "status": assignment.status.value, "job_status": job.status.value}
 
 
@@ -238,7 +277,7 @@ class SignedInvalidOutput(Unprocessable):
     """422 for an output the worker signed: not a vote, but a strike the caller must commit."""
 
 
-def _strike_if_signed(session: Session, worker: Worker, assignment: Assignment, body: SubmitIn,
+def _strike_if_signed(session: Session, worker: Worker, assignment: Assignment, body: SubmitItem,
                       exc: Unprocessable) -> None:
     """A malformed output (e.g. a zero vector) that the worker hashed and signed is a deliberate answer.
 
