@@ -44,7 +44,7 @@ def pg_available() -> str | None:
         return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
 
 
-def _setup(co: str, n_workers: int) -> tuple[str, list[dict]]:
+def _setup(co: str, n_workers: int) -> tuple[str, list[dict]]:  # noqa: D103
     from worker.signing import generate_key, public_key_b64url
 
     with httpx.Client(base_url=co, timeout=30) as c:
@@ -61,59 +61,100 @@ def _setup(co: str, n_workers: int) -> tuple[str, list[dict]]:
     return owner["Authorization"], workers
 
 
-def measure_db(label: str, db_url: str, data: Path, *, hb_seconds: float, jobs: int, concurrency: int) -> dict:
+def _start(pool, label: str, env: dict[str, str]) -> str:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    pool.start(label, [sys.executable, "-m", "backend.cli", "coordinator", "--port", str(port)], dict(env))
+    localpool._wait_http(pool, f"{url}/health", label)
+    return url
+
+
+def _lease_all(co: str, auth: dict, admin: dict, workers: list[dict], jobs: int) -> list[tuple[dict, dict]]:
+    with httpx.Client(base_url=co, timeout=60) as c:
+        made = 0
+        while made < jobs:
+            r = c.post("/admin/jobs/enqueue-demo", headers=admin, json={"count": min(100, jobs - made),
+                                                                         "job_type": "embed"})
+            r.raise_for_status()
+            made += r.json()["count"]
+        leased = []
+        for w in workers:
+            while True:
+                r = c.post("/jobs/poll-batch", headers=auth, json={"worker_id": w["id"], "max_items": 64,
+                                                                   "wait_seconds": 0})
+                r.raise_for_status()
+                items = r.json()["assignments"]
+                if not items:
+                    break
+                leased += [(w, a) for a in items]
+    return leased
+
+
+def _signed(w: dict, a: dict, output: dict, batch_size: int) -> dict:
     from worker.signing import sign_submission
 
-    co_port = free_port()
-    co = f"http://127.0.0.1:{co_port}"
-    env = base_env(db_url, co, f"http://127.0.0.1:{free_port()}")
+    out_hash, sig = sign_submission(w["key"], a["assignment_id"], a["nonce"], output)
+    return {"assignment_id": a["assignment_id"], "nonce": a["nonce"], "signature": sig, "output": output,
+            "output_hash": out_hash, "metrics_json": {"compute_ms": 1.0, "backend": "bench", "batch_size": batch_size}}
+
+
+def measure_db(label: str, db_url: str, data: Path, *, hb_seconds: float, jobs: int, concurrency: int,
+               batch: int = 32) -> dict:
+    env = base_env(db_url, "http://127.0.0.1:1", f"http://127.0.0.1:{free_port()}")
+    # Every heartbeat writes here (the worst case: as many workers as heartbeats per second); the
+    # coalesced figure below comes from a second process with the default write interval.
+    env["HEARTBEAT_WRITE_INTERVAL_SECONDS"] = "0"
     apply_env(env)
     pool = localpool.Pool(logs=data / "logs")
     try:
-        pool.start(f"coordinator-{label}", [sys.executable, "-m", "backend.cli", "coordinator", "--port", str(co_port)],
-                   dict(env))
-        localpool._wait_http(pool, f"{co}/health", f"coordinator ({label})")
+        co = _start(pool, f"coordinator-{label}", env)
         n_workers = max(2, math.ceil(jobs * 2 / 256))
         bearer, workers = _setup(co, n_workers)
         auth = {"Authorization": bearer}
-
-        # Heartbeats: every worker in turn, over `concurrency` connections.
-        reqs = [build_request(co, "/workers/heartbeat", {"worker_id": w["id"]}, auth) for w in workers]
-        hammer(co, reqs, concurrency=concurrency, duration=1.0, cycle=True)  # warm-up
-        hb = hammer(co, reqs, concurrency=concurrency, duration=hb_seconds, cycle=True)
-        print(f"    {label}: {hb['per_s']:.0f} heartbeats/s ({hb['ok']} in {hb['elapsed_s']} s)", flush=True)
-
-        # Submits: demo embed jobs (2 replicas), leased by their workers, then every result at once.
         with httpx.Client(base_url=co, timeout=60) as c:
             admin = localpool._login(c, env["ADMIN_EMAIL"], env["ADMIN_PASSWORD"])
-            made = 0
-            while made < jobs:
-                r = c.post("/admin/jobs/enqueue-demo", headers=admin, json={"count": min(100, jobs - made),
-                                                                             "job_type": "embed"})
-                r.raise_for_status()
-                made += r.json()["count"]
-            leased = []
-            for w in workers:
-                while True:
-                    r = c.post("/jobs/poll-batch", headers=auth, json={"worker_id": w["id"], "max_items": 64,
-                                                                       "wait_seconds": 0})
-                    r.raise_for_status()
-                    items = r.json()["assignments"]
-                    if not items:
-                        break
-                    leased += [(w, a) for a in items]
-        vec = [1.0 / math.sqrt(384)] * 384
-        output = {"embedding": vec}
-        subs = []
-        for w, a in leased:
-            out_hash, sig = sign_submission(w["key"], a["assignment_id"], a["nonce"], output)
-            subs.append(build_request(co, "/jobs/submit", {
-                "worker_id": w["id"], "assignment_id": a["assignment_id"], "nonce": a["nonce"], "signature": sig,
-                "output": output, "output_hash": out_hash,
-                "metrics_json": {"compute_ms": 1.0, "backend": "bench", "batch_size": 1}}, auth))
+
+        # Heartbeats: every worker in turn, over `concurrency` connections.
+        def heartbeats(url: str) -> dict:
+            reqs = [build_request(url, "/workers/heartbeat", {"worker_id": w["id"]}, auth) for w in workers]
+            hammer(url, reqs, concurrency=concurrency, duration=1.0, cycle=True)  # warm-up
+            return hammer(url, reqs, concurrency=concurrency, duration=hb_seconds, cycle=True)
+
+        hb = heartbeats(co)
+        print(f"    {label}: {hb['per_s']:.0f} heartbeats/s, each one written ({hb['ok']} in {hb['elapsed_s']} s)",
+              flush=True)
+        co2 = _start(pool, f"coordinator-{label}-default", {k: v for k, v in env.items()
+                                                            if k != "HEARTBEAT_WRITE_INTERVAL_SECONDS"})
+        hb_default = heartbeats(co2)
+        print(f"    {label}: {hb_default['per_s']:.0f} heartbeats/s with the default 1 s write interval "
+              f"({n_workers} workers)", flush=True)
+
+        # Submits: demo embed jobs (2 replicas), leased by their workers, then every result at once,
+        # one request per result; then as many again in batches of `batch` (/jobs/submit-batch).
+        output = {"embedding": [1.0 / math.sqrt(384)] * 384}
+        leased = _lease_all(co, auth, admin, workers, jobs)
+        subs = [build_request(co, "/jobs/submit", {"worker_id": w["id"], **_signed(w, a, output, 1)}, auth)
+                for w, a in leased]
         sb = hammer(co, subs, concurrency=concurrency)
         print(f"    {label}: {sb['per_s']:.0f} submits/s ({sb['ok']} of {len(subs)} in {sb['elapsed_s']} s)", flush=True)
-        return {"database": label, "heartbeats": hb, "submits": sb, "workers": n_workers, "jobs": jobs}
+
+        leased = _lease_all(co, auth, admin, workers, jobs)
+        by_worker: dict[int, list[dict]] = {}
+        for w, a in leased:
+            by_worker.setdefault(w["id"], []).append(_signed(w, a, output, batch))
+        reqs = []
+        for wid, items in by_worker.items():
+            for i in range(0, len(items), batch):
+                reqs.append(build_request(co, "/jobs/submit-batch", {"worker_id": wid, "results": items[i:i + batch]},
+                                          auth))
+        t0 = time.perf_counter()
+        bb = hammer(co, reqs, concurrency=min(concurrency, len(reqs)))
+        results_per_s = round(len(leased) / max(time.perf_counter() - t0, 1e-9), 1)
+        bb["results_per_s"] = results_per_s
+        print(f"    {label}: {results_per_s:.0f} results/s in batches of {batch} ({bb['ok']} of {len(reqs)} "
+              f"requests in {bb['elapsed_s']} s)", flush=True)
+        return {"database": label, "heartbeats": hb, "heartbeats_default_interval": hb_default, "submits": sb,
+                "batch_submits": bb, "workers": n_workers, "jobs": jobs}
     finally:
         pool.stop()
 

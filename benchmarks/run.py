@@ -242,9 +242,15 @@ def table(res: dict) -> str:
         if "skipped" in c:
             rows.append((f"coordinator on {db}", "skipped", c["skipped"][:60]))
             continue
-        rows.append((f"coordinator heartbeats/s ({db})", f"{c['heartbeats']['per_s']:.0f}/s",
+        rows.append((f"coordinator heartbeats/s ({db}), every one written", f"{c['heartbeats']['per_s']:.0f}/s",
                      f">= {t['pg_heartbeats_per_s_min']}/s" if db == "postgresql" else ""))
-        rows.append((f"coordinator submits/s ({db})", f"{c['submits']['per_s']:.0f}/s", ""))
+        if "heartbeats_default_interval" in c:
+            rows.append((f"  same, default 1 s write interval ({c['workers']} workers)",
+                         f"{c['heartbeats_default_interval']['per_s']:.0f}/s", ""))
+        rows.append((f"coordinator submits/s ({db}), one per request", f"{c['submits']['per_s']:.0f}/s", ""))
+        if "batch_submits" in c:
+            rows.append(("  results/s in batches of 32 (/jobs/submit-batch)",
+                         f"{c['batch_submits']['results_per_s']:.0f}/s", ""))
     w0, w1 = max(len(a) for a, _, _ in rows), max(len(b) for _, b, _ in rows)
     lines = [f"{'measure':<{w0}}  {'figure':<{w1}}  target", f"{'-' * w0}  {'-' * w1}  {'-' * 14}"]
     lines += [f"{a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]

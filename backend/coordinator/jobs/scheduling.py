@@ -45,7 +45,10 @@ def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, in
     """Create the assignments the job still lacks; returns the workers given one (woken on commit).
     `new`: the job was created in this transaction and has no assignment yet."""
     if isinstance(job, int):
-        job = session.get(Job, job)
+        # By id (sweep, drain, ban): lock it like every other writer of its assignments, so two
+        # fills of one job never insert the same (job, worker) row. Callers go in job id order.
+        job = session.exec(select(Job).where(Job.id == job).with_for_update()
+                           .execution_options(populate_existing=True)).first()
     if job is None or job.status not in OPEN_JOB_STATUSES:
         return set()
     existing = [] if new else session.exec(select(Assignment).where(Assignment.job_id == job.id)).all()
@@ -127,8 +130,10 @@ def waiting_jobs(session: Session, limit: int) -> list[Job]:
     live = (select(func.count()).select_from(Assignment)
             .where(Assignment.job_id == Job.id, col(Assignment.status).in_(LIVE_STATUSES))
             .correlate(Job).scalar_subquery())
+    # SKIP LOCKED (PostgreSQL): a job another transaction holds is being settled or filled there; waiting
+    # for it here, inside a transaction that holds other jobs, could deadlock. The next fill finds it.
     return list(session.exec(select(Job).where(col(Job.status).in_(OPEN_JOB_STATUSES), live < Job.replicas_needed)
-                             .order_by(col(Job.id)).limit(limit)).all())
+                             .order_by(col(Job.id)).limit(limit).with_for_update(skip_locked=True, of=Job)).all())
 
 
 class _Backlog:

@@ -31,7 +31,7 @@ def expire_leases(session: Session) -> int:
             status=AssignmentStatus.expired, reject_reason="lease expired before a valid submission"))  # type: ignore[call-overload]
         if res.rowcount:
             jobs.add(a.job_id)
-    for job_id in jobs:
+    for job_id in sorted(jobs):
         scheduling.fill_job(session, job_id)
     return len(jobs)
 

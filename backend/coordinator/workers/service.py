@@ -218,7 +218,7 @@ def unban(session: Session, actor: User, worker: Worker, reason: str) -> Worker:
 def _refill(session: Session, job_ids: set[int]) -> None:
     from backend.coordinator.jobs import scheduling
 
-    for job_id in job_ids:
+    for job_id in sorted(job_ids):
         scheduling.fill_job(session, job_id)
 
 

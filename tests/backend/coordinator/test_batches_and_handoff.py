@@ -138,3 +138,27 @@ def test_a_hand_off_that_finds_its_poll_gone_goes_back_to_pending(coordinator, s
     again = poll(coordinator, w1)
     assert again is not None and again["assignment_id"] == a["assignment_id"]
     assert not notify.accepts_handoff(w1.id)
+
+
+def test_concurrent_batches_with_a_backlog_never_deadlock(coordinator, settings):
+    """Regression (PostgreSQL): a batch filling the backlog used to wait on jobs another batch held."""
+    from tests.backend.coordinator.jobhelpers import run_concurrently
+
+    owners = [make_user(coordinator, "worker_owner") for _ in range(3)]
+    workers = [make_worker(coordinator, o, specs={"max_concurrency": 12}) for o in owners]
+    _demo_jobs(coordinator, settings, 30)  # 60 replicas for 36 slots: a backlog waits
+    for _round in range(4):
+        leased = {w.id: _batch(coordinator, w, max_items=12) for w in workers}
+        chunks = [(w, leased[w.id][i:i + 4]) for w in workers for i in range(0, len(leased[w.id]), 4)]
+        chunks = [c for c in chunks if c[1]]
+        if not chunks:
+            break
+        results = run_concurrently(len(chunks), lambda i: _submit_batch(
+            coordinator, chunks[i][0], [_item(chunks[i][0], a) for a in chunks[i][1]]))
+        for r in results:
+            assert not isinstance(r, Exception), r
+            assert r.status_code == 200, r.text
+            assert {x["status_code"] for x in r.json()["results"]} == {200}, r.text
+    with Session(get_engine()) as s:
+        statuses = [j.status for j in s.exec(select(Job)).all()]
+    assert statuses.count(JobStatus.verified) == 30
