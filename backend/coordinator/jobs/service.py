@@ -185,8 +185,7 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
                                                       a.c.worker_id == worker.id)).scalar()
     if job_id is None:
         raise NotFound("Assignment not found")
-    job = lock_job(session, job_id)
-    assert job is not None
+    job = _lock_for_results(session, worker, {job_id})[job_id]
     result = _submit_locked(session, worker, body, job)
     _after_results(session, worker)
     return result
@@ -202,9 +201,7 @@ def submit_many(session: Session, worker: Worker, bodies: list[SubmitItem]) -> l
     a = Assignment.__table__  # type: ignore[attr-defined]
     job_of = dict(session.execute(select(a.c.id, a.c.job_id).where(
         a.c.id.in_({b.assignment_id for b in bodies}), a.c.worker_id == worker.id)).all())
-    jobs = {j.id: j for j in session.exec(
-        select(Job).where(col(Job.id).in_(set(job_of.values()))).order_by(col(Job.id)).with_for_update()
-        .execution_options(populate_existing=True)).all()} if job_of else {}
+    jobs = _lock_for_results(session, worker, set(job_of.values())) if job_of else {}
     answers: dict[int, dict[str, Any]] = {}
     for i in sorted(range(len(bodies)), key=lambda k: (job_of.get(bodies[k].assignment_id, 0), k)):
         body = bodies[i]
@@ -218,6 +215,24 @@ def submit_many(session: Session, worker: Worker, bodies: list[SubmitItem]) -> l
             answers[i] = {"assignment_id": body.assignment_id, "status_code": exc.status_code, "detail": exc.detail}
     _after_results(session, worker)
     return [answers[i] for i in range(len(bodies))]
+
+
+def _lock_for_results(session: Session, worker: Worker, job_ids: set[int]) -> dict[int, Job]:
+    """Lock the jobs (id order), then every worker row their verdicts may update (id order).
+
+    All of it up front: a transaction that settles several jobs, or that takes one more lock after it
+    has written rows, would otherwise meet another in a cycle (PostgreSQL deadlock). SQLite already
+    holds its single write lock.
+    """
+    jobs = {j.id: j for j in session.exec(
+        select(Job).where(col(Job.id).in_(job_ids)).order_by(col(Job.id)).with_for_update()
+        .execution_options(populate_existing=True)).all()}
+    if session.get_bind().dialect.name == "postgresql":
+        a = Assignment.__table__  # type: ignore[attr-defined]
+        ids = set(session.execute(select(a.c.worker_id).where(a.c.job_id.in_(job_ids))).scalars()) | {worker.id}
+        session.exec(select(Worker.id).where(col(Worker.id).in_(ids)).order_by(col(Worker.id))
+                     .with_for_update(key_share=True)).all()
+    return jobs  # type: ignore[return-value]
 
 
 def _after_results(session: Session, worker: Worker) -> None:
