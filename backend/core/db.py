@@ -132,9 +132,16 @@ def init_db(engine: Engine | None = None) -> None:
 
 
 def read_only(session: Session) -> Session:
-    """Begin the session's next transaction as read-only (SQLite: no write lock; elsewhere a no-op)."""
+    """Begin the session's next transaction as read-only.
+
+    SQLite: a deferred BEGIN, no write lock. PostgreSQL: autocommit, each read its own statement
+    without BEGIN and COMMIT round trips (these readers never need two reads from one snapshot).
+    """
     if not session.in_transaction():
-        session.connection(execution_options={READ_ONLY: True})
+        options: dict[str, object] = {READ_ONLY: True}
+        if session.get_bind().dialect.name == "postgresql":
+            options["isolation_level"] = "AUTOCOMMIT"
+        session.connection(execution_options=options)
     return session
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -24,11 +25,22 @@ log = logging.getLogger("openmesh.http")
 REQUEST_ID_HEADER = "x-request-id"
 
 
+# Generated ids only need to be unique, not unpredictable: a random per-process prefix and a counter
+# (a uuid4 per request, one getrandom() system call each, was a tenth of a heartbeat's CPU).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
+
+# Worker routes called many times a second per worker: logged when they fail, not on every success
+# (their counts and latencies are in the Prometheus histograms either way).
+QUIET_PATHS = frozenset({"/workers/heartbeat", "/jobs/poll", "/jobs/poll-batch", "/jobs/submit",
+                         "/jobs/submit-batch", "/health", "/metrics"})
+
+
 def _clean_request_id(raw: str | None) -> str:
     # A client-supplied id is echoed into logs and headers: keep it short and printable.
     if raw and len(raw) <= 128 and raw.isascii() and raw.isprintable():
         return raw
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -111,7 +123,7 @@ class RequestContextMiddleware:
         elapsed = time.perf_counter() - start
         HTTP_REQUESTS.labels(self.service, path, method, str(status)).inc()
         HTTP_LATENCY.labels(self.service, path, method).observe(elapsed)
-        if path not in ("/health", "/metrics"):
+        if path not in QUIET_PATHS or status >= 400:
             log.info("request", extra={"path": path, "method": method, "status": status,
                                        "duration_ms": round(elapsed * 1000, 2), "service": self.service})
 

@@ -15,9 +15,11 @@ import logging
 from typing import Any
 
 import httpx
+import orjson
 
 from backend.core.config import Settings
 from backend.core.errors import DomainError, ServiceUnavailable
+from backend.core.jsonresp import dumps
 from backend.core.logging import request_id_var
 
 log = logging.getLogger("openmesh.gateway.coordinator")
@@ -83,7 +85,9 @@ class CoordinatorClient:
         timeout = httpx.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=wait + WAIT_MARGIN_SECONDS,
                                 write=10.0, pool=10.0)
         try:
-            resp = await self._client.post(path, json=body, headers=self._headers(), timeout=timeout)
+            resp = await self._client.post(path, content=dumps(body),
+                                           headers={"Content-Type": "application/json", **self._headers()},
+                                           timeout=timeout)
         except httpx.TimeoutException as exc:
             log.error("coordinator did not answer %s in time (%s)", path, type(exc).__name__)
             raise ServiceUnavailable(COORDINATOR_UNAVAILABLE) from None
@@ -95,8 +99,8 @@ class CoordinatorClient:
     @staticmethod
     def _result(path: str, resp: httpx.Response) -> dict[str, Any]:
         try:
-            data = resp.json()
-        except ValueError:
+            data = orjson.loads(resp.content)
+        except ValueError:  # orjson.JSONDecodeError is a ValueError
             data = None
         if resp.is_success:
             if not isinstance(data, dict):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from backend.core.config import get_settings
+from backend.core.jsonresp import FastJSONResponse
 from backend.gateway.auth import ApiKey, limit_ip
 from backend.gateway.coordinator_client import CoordinatorClient
 from backend.gateway.schemas import (
@@ -54,7 +55,7 @@ def job_answer(job: dict[str, Any]) -> dict[str, Any]:
              summary="Embed one text (384-dim all-MiniLM-L6-v2), answered once verified")
 async def embed(body: EmbedRequest, api_key: ApiKey, coordinator: Coordinator) -> JSONResponse:
     job = await coordinator.create_job(api_key=api_key, job_type="embed", payload={"text": body.text})
-    return JSONResponse(job_answer(job))
+    return FastJSONResponse(job_answer(job))
 
 
 @router.post("/rank", response_model=JobResponse, responses=_ERRORS,
@@ -62,7 +63,7 @@ async def embed(body: EmbedRequest, api_key: ApiKey, coordinator: Coordinator) -
 async def rank(body: RankRequest, api_key: ApiKey, coordinator: Coordinator) -> JSONResponse:
     job = await coordinator.create_job(api_key=api_key, job_type="rank",
                                        payload={"query": body.query, "texts": body.texts})
-    return JSONResponse(job_answer(job))
+    return FastJSONResponse(job_answer(job))
 
 
 @router.get("/jobs/{job_id}", responses={401: _ERRORS[401], 404: {"description": "Not your job"},
