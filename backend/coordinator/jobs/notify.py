@@ -193,9 +193,11 @@ def _give_back(assignment_ids: list[int]) -> None:
         _loop.run_in_executor(None, returned, assignment_ids)
 
 
-def handoff(session: object, worker_id: int, item: dict[str, Any]) -> None:
-    """Deliver `item` (an assignment leased in this transaction) to the worker's mailbox on commit."""
-    session.info.setdefault("openmesh_handoffs", {}).setdefault(worker_id, []).append(item)  # type: ignore[attr-defined]
+def handoff(session: object, worker_id: int, item: dict[str, Any], still_valid: Any = None) -> None:
+    """Deliver `item` (an assignment leased in this transaction) to the worker's mailbox on commit,
+    if `still_valid()` (when given) is still true then."""
+    session.info.setdefault("openmesh_handoffs", {}).setdefault(worker_id, []).append(  # type: ignore[attr-defined]
+        (item, still_valid))
 
 
 def redis_ok() -> bool | None:
@@ -250,12 +252,15 @@ def _install_session_hooks() -> None:
         payloads = session.info.pop("openmesh_payloads", None)
         handoffs = session.info.pop("openmesh_handoffs", None)
         if handoffs:
+            ready = {wid: [item for item, valid in entries if valid is None or valid()]
+                     for wid, entries in handoffs.items()}
             loop = _loop
             if loop is not None and not loop.is_closed():
-                for worker_id, items in handoffs.items():
-                    loop.call_soon_threadsafe(_deliver, worker_id, items)
+                for worker_id, items in ready.items():
+                    if items:
+                        loop.call_soon_threadsafe(_deliver, worker_id, items)
             elif returned is not None:
-                returned([i["assignment_id"] for items in handoffs.values() for i in items])
+                returned([i["assignment_id"] for items in ready.values() for i in items])
         if topics:
             publish(*topics, payloads=payloads)
 

@@ -19,7 +19,7 @@ from backend.coordinator.jobs import notify
 from backend.coordinator.workers.service import active_counts
 from backend.core.config import get_settings
 from backend.core.security import new_nonce, now_utc
-from backend.models import Assignment, AssignmentStatus, Job, JobStatus, JobType, Worker, WorkerStatus
+from backend.models import Assignment, AssignmentStatus, Job, JobStatus, JobType, User, Worker, WorkerStatus
 
 # Assignments that still count as a replica of the job (done, or possibly coming).
 LIVE_STATUSES = (AssignmentStatus.pending, AssignmentStatus.running, AssignmentStatus.submitted,
@@ -28,10 +28,10 @@ OPEN_JOB_STATUSES = (JobStatus.queued, JobStatus.disputed)
 
 
 def eligible_workers(session: Session) -> list[tuple[Worker, int]]:
-    """Online, recently heard from, and with a free slot; best first."""
+    """Online, recently heard from, owned by an active account, and with a free slot; best first."""
     cutoff = now_utc() - timedelta(seconds=get_settings().heartbeat_timeout_seconds)
-    workers = session.exec(select(Worker).where(
-        Worker.status == WorkerStatus.online, col(Worker.last_seen_at) >= cutoff)).all()
+    workers = session.exec(select(Worker).join(User, col(User.id) == col(Worker.owner_user_id)).where(
+        Worker.status == WorkerStatus.online, col(Worker.last_seen_at) >= cutoff, col(User.is_active).is_(True))).all()
     if not workers:
         return []
     counts = active_counts(session, [w.id for w in workers])
@@ -103,22 +103,40 @@ def fill_job(session: Session, job: Job | int, candidates: list[tuple[Worker, in
             notify.handoff(session, row.worker_id, {
                 "assignment_id": row.id, "nonce": row.nonce,
                 "job": {"job_id": job.id, "job_type": job.job_type.value, "payload": job.payload,
-                        "request_id": job.request_id}})
+                        "request_id": job.request_id}}, still_valid=_still_leased(row))
     notify.defer(session, *(notify.worker_topic(row.worker_id) for row, direct in placed if not direct))
     return {w.id for w in chosen}
 
 
+def _still_leased(row: Assignment):  # noqa: ANN202
+    # Checked when the transaction commits: a ban or drain later in the same transaction releases the
+    # row it just handed over, and a released row must not reach the worker.
+    nonce = row.nonce
+    return lambda: row.status == AssignmentStatus.running and row.nonce == nonce
+
+
 def give_back(assignment_ids: list[int]) -> None:
-    """Hand-offs that found their long-poll gone: back to pending, and the workers woken."""
+    """Hand-offs that found their long-poll gone: back to pending for a worker still online (woken);
+    for one that went offline or draining meanwhile, expired and the job placed elsewhere."""
     from backend.core.db import get_engine
 
-    a = Assignment.__table__  # type: ignore[attr-defined]
+    a, w = Assignment.__table__, Worker.__table__  # type: ignore[attr-defined]
     with Session(get_engine()) as session:
-        workers = session.execute(
-            update(a).where(a.c.id.in_(assignment_ids), a.c.status == AssignmentStatus.running)
-            .values(status=AssignmentStatus.pending, leased_at=None, lease_expires_at=None)
-            .returning(a.c.worker_id)).scalars().all()
-        notify.defer(session, *(notify.worker_topic(w) for w in set(workers)))
+        rows = session.execute(select(a.c.id, a.c.job_id, a.c.worker_id, w.c.status)
+                               .join(w, w.c.id == a.c.worker_id)
+                               .where(a.c.id.in_(assignment_ids), a.c.status == AssignmentStatus.running)).all()
+        back = [r.id for r in rows if r.status == WorkerStatus.online]
+        gone = [r for r in rows if r.status != WorkerStatus.online]
+        if back:
+            session.execute(update(a).where(a.c.id.in_(back), a.c.status == AssignmentStatus.running)
+                            .values(status=AssignmentStatus.pending, leased_at=None, lease_expires_at=None))
+            notify.defer(session, *(notify.worker_topic(r.worker_id) for r in rows if r.id in back))
+        if gone:
+            session.execute(update(a).where(a.c.id.in_([r.id for r in gone]), a.c.status == AssignmentStatus.running)
+                            .values(status=AssignmentStatus.expired,
+                                    reject_reason="worker left before the hand-off reached it"))
+            for job_id in sorted({r.job_id for r in gone}):
+                fill_job(session, job_id)
         session.commit()
 
 

@@ -36,7 +36,8 @@ class SubmitBatchIn(BaseModel):
     """A worker's batch of results in one request and one transaction; each is answered on its own."""
 
     worker_id: int
-    results: list[SubmitItem] = Field(min_length=1, max_length=256)
+    # As many as a poll-batch hands out; 64 embeddings (~8 KB of JSON each) stay well under MAX_BODY_BYTES.
+    results: list[SubmitItem] = Field(min_length=1, max_length=64)
 
 
 class InternalJobIn(BaseModel):

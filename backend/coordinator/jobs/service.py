@@ -192,10 +192,9 @@ def submit(session: Session, worker: Worker, body: SubmitIn) -> dict[str, Any]:
 
 
 def submit_many(session: Session, worker: Worker, bodies: list[SubmitItem]) -> list[dict[str, Any]]:
-    """A worker's whole batch in one transaction; each result answered on its own (never all-or-nothing).
-
-    Every job of the batch is locked up front in id order, before any verdict locks workers or
-    accounts: two batches (or a batch and a single submit) then never wait on each other in a cycle.
+    """A worker's whole batch in one transaction; each result answered on its own (never all-or-nothing),
+    in request order. Every job of the batch, and every worker its verdicts may touch, is locked up front
+    in id order (_lock_for_results): two batches, or a batch and a single submit, never meet in a cycle.
     """
     require_can_work(worker)
     a = Assignment.__table__  # type: ignore[attr-defined]
@@ -203,8 +202,9 @@ def submit_many(session: Session, worker: Worker, bodies: list[SubmitItem]) -> l
         a.c.id.in_({b.assignment_id for b in bodies}), a.c.worker_id == worker.id)).all())
     jobs = _lock_for_results(session, worker, set(job_of.values())) if job_of else {}
     answers: dict[int, dict[str, Any]] = {}
-    for i in sorted(range(len(bodies)), key=lambda k: (job_of.get(bodies[k].assignment_id, 0), k)):
-        body = bodies[i]
+    # Request order, as the same results sent one by one would be judged (a strike late in the batch
+    # cannot refuse an earlier result); every lock a verdict needs is already held.
+    for i, body in enumerate(bodies):
         try:
             require_can_work(worker)  # a strike earlier in this batch may have banned it
             job = jobs.get(job_of.get(body.assignment_id, -1))

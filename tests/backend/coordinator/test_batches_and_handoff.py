@@ -162,3 +162,22 @@ def test_concurrent_batches_with_a_backlog_never_deadlock(coordinator, settings)
     with Session(get_engine()) as s:
         statuses = [j.status for j in s.exec(select(Job)).all()]
     assert statuses.count(JobStatus.verified) == 30
+
+
+def test_a_hand_off_given_back_after_its_worker_left_goes_to_another_worker(coordinator, settings):
+    from backend.coordinator.jobs import scheduling
+
+    owners = [make_user(coordinator, "worker_owner") for _ in range(3)]
+    w1, w2, w3 = (make_worker(coordinator, o, specs={"max_concurrency": 4, "estimated_latency_ms": 10 * (i + 1)})
+                  for i, o in enumerate(owners))
+    _demo_jobs(coordinator, settings, 1)
+    (a,) = _batch(coordinator, w1)  # running, as a hand-off would be
+    r = coordinator.post(f"/workers/{w1.id}/drain", json={"reason": "t"}, headers=w1.owner.headers)
+    assert r.status_code == 200, r.text
+    scheduling.give_back([a["assignment_id"]])  # the poll it was meant for is gone
+    with Session(get_engine()) as s:
+        row = s.get(Assignment, a["assignment_id"])
+        assert row.status == AssignmentStatus.expired  # not pending for a worker that takes nothing new
+        others = s.exec(select(Assignment).where(Assignment.job_id == a["job"]["job_id"],
+                                                 Assignment.worker_id != w1.id)).all()
+    assert {o.worker_id for o in others} == {w2.id, w3.id}
