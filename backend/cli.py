@@ -13,7 +13,7 @@ def _serve(app: str, host: str, port: int, workers: int) -> None:
     from backend.core.logging import setup_logging
 
     setup_logging(app.split(".")[1])
-    uvicorn.run(app, host=host, port=port, workers=workers, log_config=None, proxy_headers=False,
+    uvicorn.run(app, host=host, port=port, workers=workers, log_config=None, proxy_headers=False, access_log=False,
                 timeout_graceful_shutdown=5)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from worker import __version__
 
@@ -80,6 +81,12 @@ class Assignment:
             ),
             raw=item,
         )
+
+
+def _json_body(body: Any) -> dict[str, Any]:
+    # Results carry 384 floats: orjson encodes them several times faster than json, with the same
+    # shortest round-trip text for each float (the coordinator re-hashes the parsed values, not these bytes).
+    return {"content": orjson.dumps(body), "headers": {"Content-Type": "application/json"}}
 
 
 def _detail(response: httpx.Response) -> Any:
@@ -173,9 +180,10 @@ class CoordinatorClient:
             with self._lock:
                 if self._access is None:
                     self.login()
+        extra = kwargs.pop("headers", {})
         for attempt in (0, 1):
             token = self._access
-            response = self._send(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            response = self._send(method, path, headers={**extra, "Authorization": f"Bearer {token}"}, **kwargs)
             if response.status_code != 401 or attempt == 1:
                 return response
             self._refresh_tokens(token)
@@ -253,7 +261,7 @@ class CoordinatorClient:
                 if response.status_code == 404 and detail == NO_ASSIGNMENT:
                     return []
                 self._raise_for(response, "/jobs/poll-batch")
-                return [Assignment.from_json(item) for item in response.json().get("assignments", [])]
+                return [Assignment.from_json(item) for item in orjson.loads(response.content).get("assignments", [])]
         item = self.poll(worker_id, wait_seconds=wait_seconds)
         return [item] if item is not None else []
 
@@ -281,7 +289,7 @@ class CoordinatorClient:
         }
         if error_message is not None:
             body["error_message"] = error_message
-        response = self._authed("POST", "/jobs/submit", json=body)
+        response = self._authed("POST", "/jobs/submit", **_json_body(body))
         self._raise_for(response, "/jobs/submit")
         try:
             return response.json()
@@ -293,7 +301,7 @@ class CoordinatorClient:
 
         None when the coordinator has no such route (an older one): the caller submits one by one.
         """
-        response = self._authed("POST", "/jobs/submit-batch", json={"worker_id": worker_id, "results": results})
+        response = self._authed("POST", "/jobs/submit-batch", **_json_body({"worker_id": worker_id, "results": results}))
         if response.status_code in (404, 405) and _detail(response) in ("Not Found", "Method Not Allowed"):
             return None
         self._raise_for(response, "/jobs/submit-batch")
