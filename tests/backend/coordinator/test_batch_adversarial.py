@@ -11,7 +11,6 @@ import threading
 import time
 from decimal import Decimal
 
-import pytest
 from sqlmodel import Session, col, select
 
 from backend.core.db import get_engine
@@ -239,7 +238,8 @@ def test_a_worker_signing_garbage_is_banned_mid_batch(coordinator, settings):
     w = _worker_row(liar.id)
     assert w.status == WorkerStatus.banned and w.rejected_count == 2
     statuses = {a.job_id: a.status for a in _rows_of(liar.id)}
-    assert statuses == {j1["job"]["job_id"]: AssignmentStatus.expired, j2["job"]["job_id"]: AssignmentStatus.expired,
+    assert statuses == {j1["job"]["job_id"]: AssignmentStatus.expired,
+                        j2["job"]["job_id"]: AssignmentStatus.expired,
                         j3["job"]["job_id"]: AssignmentStatus.cancelled}
     # Each job got a replacement replica on h2, and the honest pair verifies all three.
     for worker in (h1, h2):
@@ -351,19 +351,24 @@ def test_results_for_finished_jobs_and_expired_leases(coordinator, settings):
         assert s.get(Job, j1).status == JobStatus.cancelled
 
 
-def test_client_batches_retried_are_charged_exactly_once(coordinator, settings):
+def _client_batch(coordinator, settings, texts: list[str]):
+    """A client with 10 tokens whose /internal/jobs/batch request for `texts` the coordinator holds open."""
     admin = admin_login(coordinator, settings)
     client_user = make_user(coordinator, "client")
     credit(coordinator, admin, client_user, "10")
     key = make_api_key(coordinator, client_user)
-    w1, w2 = _pool(coordinator, 2)
-    texts = [f"text {i}" for i in range(6)]
     req = BackgroundRequest(
         coordinator,
         "/internal/jobs/batch",
         {"api_key": key, "job_type": "embed", "payloads": [{"text": t} for t in texts], "wait_seconds": 20},
     )
     req.start()
+    return client_user, req
+
+
+def test_client_batches_retried_are_charged_exactly_once(coordinator, settings):
+    w1, w2 = _pool(coordinator, 2)
+    client_user, req = _client_batch(coordinator, settings, [f"text {i}" for i in range(6)])
     assert _wait_until(lambda: len(_rows_of(w1.id)) == 6 and len(_rows_of(w2.id)) == 6)
     b1, b2 = _batch(coordinator, w1), _batch(coordinator, w2)
     first1 = _submit_batch(coordinator, w1, [_item(w1, a) for a in b1])
@@ -390,18 +395,8 @@ def test_client_batches_retried_are_charged_exactly_once(coordinator, settings):
 def test_mixed_batch_with_lies_and_money(coordinator, settings):
     """A liar's batch makes disputes; the honest third replicas settle them; every verified job is
     charged once, every failed one refunded, and the ledger adds up."""
-    admin = admin_login(coordinator, settings)
-    client_user = make_user(coordinator, "client")
-    credit(coordinator, admin, client_user, "10")
-    key = make_api_key(coordinator, client_user)
     liar, h1, h2 = _pool(coordinator, 3, latencies=[10, 50, 100])
-    texts = [f"dispute {i}" for i in range(4)]
-    req = BackgroundRequest(
-        coordinator,
-        "/internal/jobs/batch",
-        {"api_key": key, "job_type": "embed", "payloads": [{"text": t} for t in texts], "wait_seconds": 20},
-    )
-    req.start()
+    client_user, req = _client_batch(coordinator, settings, [f"dispute {i}" for i in range(4)])
     assert _wait_until(lambda: len(_rows_of(liar.id)) == 4 and len(_rows_of(h1.id)) == 4)
     bl, bh = _batch(coordinator, liar), _batch(coordinator, h1)
     assert _codes(_submit_batch(coordinator, h1, [_item(h1, a) for a in bh])) == [200] * 4
@@ -552,16 +547,16 @@ def test_a_drained_worker_waiting_in_a_long_poll_gets_no_hand_off(coordinator, s
     assert len(_batch(coordinator, w2)) == len(_batch(coordinator, w3)) == 1
 
 
+def _ban(coordinator, settings, worker) -> None:
+    admin = admin_login(coordinator, settings)
+    r = coordinator.post(f"/admin/workers/{worker.id}/ban", json={"reason": "t"}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+
+
 def test_a_banned_worker_waiting_in_a_long_poll_is_refused(coordinator, settings):
     w1, _w2, _w3 = _pool(coordinator, 3)
     p = _waiting_poll(coordinator, w1, wait=1.5)
-    admin = admin_login(coordinator, settings)
-    assert (
-        coordinator.post(
-            f"/admin/workers/{w1.id}/ban", json={"reason": "t"}, headers=admin.headers
-        ).status_code
-        == 200
-    )
+    _ban(coordinator, settings, w1)
     _demo_jobs(coordinator, settings, 1)
     assert p.result().status_code == 403
     assert _rows_of(w1.id) == []
@@ -691,13 +686,7 @@ def test_a_banned_worker_is_handled_as_before_within_the_write_interval(coordina
         ).status_code
         == 200
     )
-    admin = admin_login(coordinator, settings)
-    assert (
-        coordinator.post(
-            f"/admin/workers/{w1.id}/ban", json={"reason": "t"}, headers=admin.headers
-        ).status_code
-        == 200
-    )
+    _ban(coordinator, settings, w1)
     h = w1.owner.headers
     r = coordinator.post("/workers/heartbeat", json={"worker_id": w1.id}, headers=h)
     assert r.status_code == 200 and r.json()["status"] == "banned"
@@ -714,7 +703,7 @@ def test_a_banned_worker_is_handled_as_before_within_the_write_interval(coordina
     # Unbanned: offline until the next heartbeat, which brings it online (and to the backlog).
     assert (
         coordinator.post(
-            f"/admin/workers/{w1.id}/unban", json={"reason": "t"}, headers=admin.headers
+            f"/admin/workers/{w1.id}/unban", json={"reason": "t"}, headers=admin_login(coordinator, settings).headers
         ).status_code
         == 200
     )
