@@ -194,11 +194,12 @@ def test_expired_lease_goes_to_another_worker(coordinator, settings, monkeypatch
 
 def test_silent_worker_goes_offline_and_gets_no_work(coordinator, settings, monkeypatch):
     _, _, key, (w1, w2) = setup_pool(coordinator, settings)
-    monkeypatch.setenv("HEARTBEAT_TIMEOUT_SECONDS", "0.2")
+    # 1 s, not less: w2's heartbeat below must still be fresh when the job is admitted, on a busy machine too.
+    monkeypatch.setenv("HEARTBEAT_TIMEOUT_SECONDS", "1.0")
     get_settings.cache_clear()
     import time
 
-    time.sleep(0.3)
+    time.sleep(1.1)
     coordinator.post("/workers/heartbeat", json={"worker_id": w2.id}, headers=w2.owner.headers)
     assert sweep.run_once()["offline"] == 1
     mine = coordinator.get("/workers", headers=w1.owner.headers).json()["workers"]
@@ -247,11 +248,11 @@ def test_audit_jobs_catch_a_liar_that_cannot_tell_them_apart(coordinator, settin
 def test_a_missing_replica_is_not_a_dispute(coordinator, settings, monkeypatch):
     """One worker online at creation: its lone result waits for the second replica, no dispute."""
     _, _, key, (w1, w2) = setup_pool(coordinator, settings)
-    monkeypatch.setenv("HEARTBEAT_TIMEOUT_SECONDS", "0.2")
+    monkeypatch.setenv("HEARTBEAT_TIMEOUT_SECONDS", "1.0")  # w1's heartbeat must outlive a slow sweep
     get_settings.cache_clear()
     import time
 
-    time.sleep(0.3)
+    time.sleep(1.1)
     coordinator.post("/workers/heartbeat", json={"worker_id": w1.id}, headers=w1.owner.headers)
     sweep.run_once()  # w2 goes offline
     monkeypatch.setenv("HEARTBEAT_TIMEOUT_SECONDS", "30")
