@@ -274,8 +274,7 @@ class Runner:
                 self._count("jobs")
                 if not result.ok:
                     self._count("job_errors")
-                context = {"assignment_id": assignment.assignment_id, "job_id": assignment.job.job_id,
-                           "request_id": assignment.job.request_id}
+                context = _log_context(assignment)
                 code = answer.get("status_code", 200)
                 if code == 200:
                     self._count("submitted")
@@ -320,11 +319,7 @@ class Runner:
         if not result.ok:
             self._count("job_errors")
         item = self._signed(assignment, result, batch_size)
-        context = {
-            "assignment_id": assignment.assignment_id,
-            "job_id": assignment.job.job_id,
-            "request_id": assignment.job.request_id,
-        }
+        context = _log_context(assignment)
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
                 self.client.submit(
@@ -378,6 +373,11 @@ class Runner:
                 log.exception("heartbeat error")
             if self.stop_event.wait(self.config.heartbeat_interval):
                 return
+
+
+def _log_context(assignment: Assignment) -> dict[str, Any]:
+    return {"assignment_id": assignment.assignment_id, "job_id": assignment.job.job_id,
+            "request_id": assignment.job.request_id}
 
 
 def run_worker(

@@ -53,9 +53,8 @@ async def _long_poll(user_id: int, worker_id: int, max_items: int,
             items = notify.take(mb)
             if not items:
                 items = await run_in_threadpool(_claim, user_id, worker_id, max_items, woken)
-                extra = notify.take(mb)
-                mb.items = extra[max(0, max_items - len(items)):]  # any excess goes back on exit
-                items += extra[:max(0, max_items - len(items))]
+                extra, room = notify.take(mb), max(0, max_items - len(items))
+                items, mb.items = items + extra[:room], extra[room:]  # any excess goes back on exit
             remaining = deadline - time.monotonic()
             if items or remaining <= 0:
                 return items

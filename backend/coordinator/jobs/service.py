@@ -236,8 +236,7 @@ def _lock_for_results(session: Session, worker: Worker, job_ids: set[int]) -> di
 
 
 def _after_results(session: Session, worker: Worker) -> None:
-    # Liveness after the verdict: the verdict locks its workers' rows in id order, and this worker's row
-    # must not be held before that (see verification._finalize).
+    # Liveness (this worker's row is already locked with the others, _lock_for_results).
     touch(session, worker)
     # The slot this result freed goes at once to a job that found no free worker at creation, instead
     # of waiting for the next sweep (a worker with max_concurrency 1 would otherwise idle between sweeps).

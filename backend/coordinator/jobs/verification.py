@@ -119,12 +119,9 @@ def _finalize(session: Session, job: Job, answer: dict[str, Any], method: str,
     settings = get_settings()
     if job.job_type == JobType.rank:
         answer = canonical_rank_output(answer)
-    # Every worker row this verdict touches, locked in id order: two jobs finalised at once by the same
-    # pair of workers would otherwise lock them in opposite orders and deadlock (PostgreSQL). NO KEY
-    # UPDATE, the lock an UPDATE of these columns takes anyway, so new assignments' foreign keys
-    # (KEY SHARE) referring to these workers never wait on it.
-    session.exec(select(Worker).where(col(Worker.id).in_(sorted({a.worker_id for a in results})))
-                 .order_by(col(Worker.id)).with_for_update(key_share=True)).all()
+    # The worker rows this verdict updates, in one query. Their locks are already held: the submit paths
+    # take them up front, in id order, with the jobs (jobs.service._lock_for_results).
+    session.exec(select(Worker).where(col(Worker.id).in_({a.worker_id for a in results}))).all()
     accepted: list[Assignment] = []
     for a in results:
         if a.status != AssignmentStatus.submitted:

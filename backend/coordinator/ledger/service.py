@@ -191,16 +191,46 @@ def _tx_by_key(session: Session, key: str) -> LedgerTransaction | None:
     ).scalar_one_or_none()
 
 
+def _nano_legs(legs: Sequence[tuple[int, Decimal]]) -> list[tuple[int, int]]:
+    """A transaction's legs in nano-tokens, checked to sum to zero, zero legs dropped."""
+    nano_legs = [(int(acc), _nano(amount)) for acc, amount in legs]
+    if sum(n for _, n in nano_legs) != 0:
+        raise ValueError("the legs of a transaction must sum to zero")
+    return [(acc, n) for acc, n in nano_legs if n != 0]
+
+
+def _write_legs(session: Session, txs: Sequence[tuple[int, EntryKind, list[tuple[int, int]]]], created_at: Any,
+                release: dict[int, Decimal] | None = None) -> None:
+    """Insert the legs of posted transactions [(tx id, kind, nano legs)] in one multi-row INSERT and move
+    each account's balance once (in id order: one lock order for every posting, no deadlocks).
+    `release` gives reservations back {account_id: amount} in the same UPDATEs."""
+    entries = [{"transaction_id": tx_id, "account_id": acc, "amount": _tok(n), "kind": kind, "created_at": created_at}
+               for tx_id, kind, legs in txs for acc, n in legs]
+    if entries:
+        session.execute(LedgerEntry.__table__.insert(), entries)  # type: ignore[attr-defined]
+    deltas: dict[int, int] = defaultdict(int)
+    for _tx_id, _kind, legs in txs:
+        for acc, n in legs:
+            deltas[acc] += n
+    held = {acc: _nano(amount) for acc, amount in (release or {}).items() if _nano(amount) > 0}
+    for acc in sorted(set(deltas) | set(held)):
+        if held.get(acc):
+            session.execute(text("UPDATE account SET balance = balance + :d, reserved = CASE WHEN reserved > :r "
+                                 "THEN reserved - :r ELSE 0 END WHERE id = :id"),
+                            {"d": deltas.get(acc, 0), "r": held[acc], "id": acc})
+        elif deltas[acc]:
+            session.execute(text("UPDATE account SET balance = balance + :d WHERE id = :id"),
+                            {"d": deltas[acc], "id": acc})
+    _expire_accounts(session)
+
+
 def _post(session: Session, *, kind: EntryKind, idempotency_key: str,
           legs: Sequence[tuple[int, Decimal]], job_id: int | None = None, worker_id: int | None = None,
           memo: str = "") -> tuple[LedgerTransaction, bool]:
     """post_transaction, also saying whether this call posted it (True) or found it (False)."""
     if not idempotency_key or len(idempotency_key) > 200:
         raise ValueError("idempotency_key must be 1..200 characters")
-    nano_legs = [(int(acc), _nano(amount)) for acc, amount in legs]
-    if sum(n for _, n in nano_legs) != 0:
-        raise ValueError("the legs of a transaction must sum to zero")
-    nano_legs = [(acc, n) for acc, n in nano_legs if n != 0]
+    nano_legs = _nano_legs(legs)
 
     existing = _tx_by_key(session, idempotency_key)
     if existing is not None:
@@ -216,19 +246,7 @@ def _post(session: Session, *, kind: EntryKind, idempotency_key: str,
         if existing is None:
             raise  # not a duplicate key: a bad job_id / worker_id
         return existing, False
-
-    for acc, n in nano_legs:
-        session.add(LedgerEntry(transaction_id=tx.id, account_id=acc, amount=_tok(n), kind=kind,
-                                created_at=tx.created_at))
-    session.flush()
-    deltas: dict[int, int] = defaultdict(int)
-    for acc, n in nano_legs:
-        deltas[acc] += n
-    for acc in sorted(deltas):  # one lock order for every transaction: no deadlocks between postings
-        if deltas[acc]:
-            session.execute(text("UPDATE account SET balance = balance + :d WHERE id = :id"),
-                            {"d": deltas[acc], "id": acc})
-    _expire_accounts(session)
+    _write_legs(session, [(tx.id, kind, nano_legs)], tx.created_at)  # type: ignore[list-item]
     return tx, True
 
 
@@ -245,7 +263,7 @@ def lock_user_accounts(session: Session, user_ids: Iterable[int]) -> dict[int, i
     """Create (if needed) and lock the accounts of these users and the system accounts, in id order;
     returns {user_id: account_id}. Call before posting several transactions in one unit of work."""
     system = ensure_system_accounts(session)
-    accounts = {uid: _account_id(session, uid) for uid in sorted(set(user_ids))}
+    accounts = _user_account_ids(session, user_ids)
     lock_accounts(session, [*system.values(), *accounts.values()])
     return accounts
 
@@ -408,7 +426,7 @@ def _user_account_ids(session: Session, user_ids: Iterable[int]) -> dict[int, in
     wanted = set(user_ids)
     found = {int(u): int(a) for u, a in session.execute(
         select(Account.user_id, Account.id).where(Account.user_id.in_(wanted))).all()}
-    for uid in wanted - found.keys():
+    for uid in sorted(wanted - found.keys()):
         found[uid] = int(account_for_user(session, uid).id)  # type: ignore[arg-type]
     return found
 
@@ -421,36 +439,14 @@ def _post_all(session: Session, postings: Sequence[_Posting], *, job_id: int | N
     work with it: nothing is ever posted twice. `release` gives reservations back in the same UPDATEs.
     """
     now = now_utc()
-    tx_table, entry_table = LedgerTransaction.__table__, LedgerEntry.__table__  # type: ignore[attr-defined]
+    legs = {p.key: _nano_legs(p.legs) for p in postings}
+    tx_table = LedgerTransaction.__table__  # type: ignore[attr-defined]
     rows = [{"kind": p.kind, "idempotency_key": p.key, "job_id": job_id, "worker_id": p.worker_id,
              "memo": p.memo, "created_at": now} for p in postings]
     # One multi-row INSERT; RETURNING's row order is not guaranteed, the unique keys map ids back.
     ids = dict(session.execute(tx_table.insert().returning(tx_table.c.idempotency_key, tx_table.c.id)
                                .values(rows)).all())
-    entries: list[dict[str, Any]] = []
-    deltas: dict[int, int] = defaultdict(int)
-    for p in postings:
-        tx_id = ids[p.key]
-        nano_legs = [(int(acc), _nano(amount)) for acc, amount in p.legs]
-        if sum(n for _, n in nano_legs) != 0:
-            raise ValueError("the legs of a transaction must sum to zero")
-        for acc, n in nano_legs:
-            if n:
-                entries.append({"transaction_id": tx_id, "account_id": acc, "amount": _tok(n), "kind": p.kind,
-                                "created_at": now})
-                deltas[acc] += n
-    if entries:
-        session.execute(entry_table.insert(), entries)
-    held = {acc: _nano(amount) for acc, amount in release.items() if _nano(amount) > 0}
-    for acc in sorted(set(deltas) | set(held)):  # one lock order for every posting: no deadlocks
-        if held.get(acc):
-            session.execute(text("UPDATE account SET balance = balance + :d, reserved = CASE WHEN reserved > :r "
-                                 "THEN reserved - :r ELSE 0 END WHERE id = :id"),
-                            {"d": deltas.get(acc, 0), "r": held[acc], "id": acc})
-        elif deltas[acc]:
-            session.execute(text("UPDATE account SET balance = balance + :d WHERE id = :id"),
-                            {"d": deltas[acc], "id": acc})
-    _expire_accounts(session)
+    _write_legs(session, [(ids[p.key], p.kind, legs[p.key]) for p in postings], now, release)
 
 
 # -- reading -------------------------------------------------------------------------------------------
